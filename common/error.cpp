@@ -1,0 +1,42 @@
+#include "common/error.hpp"
+
+#include <cstring>
+
+namespace kh {
+
+std::string_view errc_name(errc code) noexcept {
+  switch (code) {
+    case errc::internal_error: return "INTERNAL_ERROR";
+    case errc::invalid_request: return "INVALID_REQUEST";
+    case errc::not_found: return "NOT_FOUND";
+    case errc::file_not_found: return "FILE_NOT_FOUND";
+    case errc::timeout: return "TIMEOUT";
+    case errc::cancelled: return "CANCELLED";
+    case errc::kernel_not_found: return "KERNEL_NOT_FOUND";
+    case errc::invalid_kernelspec: return "INVALID_KERNELSPEC";
+    case errc::kernel_start_failed: return "KERNEL_START_FAILED";
+    case errc::kernel_died: return "KERNEL_DIED";
+    case errc::kernel_not_running: return "KERNEL_NOT_RUNNING";
+    case errc::kernel_restarting: return "KERNEL_RESTARTING";
+    case errc::protocol_error: return "PROTOCOL_ERROR";
+    case errc::io_error: return "IO_ERROR";
+    case errc::container_not_ready: return "CONTAINER_NOT_READY";
+  }
+  return "INTERNAL_ERROR";
+}
+
+std::string error::to_string() const {
+  std::string out(errc_name(code));
+  out += ": ";
+  out += message;
+  return out;
+}
+
+std::unexpected<error> fail_errno(std::string_view what, int err) {
+  std::string message(what);
+  message += ": ";
+  message += std::strerror(err);
+  return fail(errc::io_error, std::move(message), {{"errno", err}});
+}
+
+}  // namespace kh

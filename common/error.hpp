@@ -1,0 +1,58 @@
+#pragma once
+// kh::error and kh::result<T>: the one error model of the product.
+// Modules return kh::result<T>; only kernel_host/api maps an errc to an HTTP status.
+
+#include <expected>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace kh {
+
+namespace nl = nlohmann;
+
+// Stable error codes, one list for the product. The API name of each (e.g. "KERNEL_DIED")
+// is errc_name(); never renumber or rename an existing value, clients depend on the names.
+enum class errc {
+  internal_error,
+  invalid_request,      // malformed or semantically wrong input from a caller
+  not_found,            // generic unknown id / missing resource
+  file_not_found,
+  timeout,              // an operation past its deadline
+  cancelled,            // the caller or a shutdown cancelled the operation
+  kernel_not_found,     // no kernelspec with that name
+  invalid_kernelspec,   // kernel.json unreadable or invalid
+  kernel_start_failed,  // the kernel process exited or could not be spawned
+  kernel_died,          // the kernel exited while a request was in flight
+  kernel_not_running,   // request to a kernel that is shut down or dead
+  kernel_restarting,    // request dropped because the kernel was restarted
+  protocol_error,       // malformed or wrongly signed Jupyter message
+  io_error,             // a system call failed
+  container_not_ready,  // retryable: the sandbox or kernel is starting
+};
+
+// The API name of an error code, e.g. errc::kernel_died -> "KERNEL_DIED".
+std::string_view errc_name(errc code) noexcept;
+
+struct error {
+  errc code = errc::internal_error;
+  std::string message;      // for humans: says what happened and, for input errors, what to change
+  nl::json details = nl::json::object();  // machine-readable context (ids, paths, exit codes)
+
+  // "KERNEL_DIED: the kernel exited with signal 9"
+  std::string to_string() const;
+};
+
+template <class T>
+using result = std::expected<T, error>;
+
+// Shorthand for returning an error: `return kh::fail(errc::timeout, "...")`.
+inline std::unexpected<error> fail(errc code, std::string message, nl::json details = nl::json::object()) {
+  return std::unexpected<error>(error{code, std::move(message), std::move(details)});
+}
+
+// An error from errno with the failing operation named: "open /x: No such file or directory".
+std::unexpected<error> fail_errno(std::string_view what, int err);
+
+}  // namespace kh

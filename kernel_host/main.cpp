@@ -1,0 +1,2 @@
+// kernel-host command line (filled in as the CLI lands).
+int main() { return 0; }
