@@ -1,2 +1,3 @@
-// kernel-host command line (filled in as the CLI lands).
-int main() { return 0; }
+#include "kernel_host/cli.hpp"
+
+int main(int argc, char** argv) { return kh::host::run_cli(argc, argv); }
