@@ -201,6 +201,10 @@ void kernel_client::unsubscribe(std::uint64_t token) {
   reactor_.post([self = shared_from_this(), token] { self->subscribers_.erase(token); });
 }
 
+void kernel_client::set_output_settle(std::chrono::milliseconds settle) {
+  reactor_.post([self = shared_from_this(), settle] { self->options_.output_settle = settle; });
+}
+
 void kernel_client::on_heartbeat_failure(std::function<void()> handler) {
   reactor_.call([&] { on_heartbeat_failure_ = std::move(handler); });
 }
@@ -337,6 +341,8 @@ void kernel_client::handle_iopub(message& msg) {
   if (type == "status" && msg.content.value("execution_state", "") == "idle") {
     it->second.got_idle = true;
     maybe_finish(parent);
+  } else if (it->second.got_idle) {
+    maybe_finish(parent);  // output after idle: extend the settle period
   }
 }
 
@@ -345,9 +351,29 @@ void kernel_client::maybe_finish(const std::string& msg_id) {
   if (it == pending_.end()) return;
   pending& entry = it->second;
   if (!entry.got_reply) return;
-  if (!entry.wait_for_idle || entry.got_idle) {
+  if (!entry.wait_for_idle) {
     message reply = std::move(*entry.reply);
     finish(msg_id, std::move(reply));
+    return;
+  }
+  if (entry.got_idle) {
+    if (options_.output_settle <= 0ms) {
+      message reply = std::move(*entry.reply);
+      finish(msg_id, std::move(reply));
+      return;
+    }
+    // (Re)start the quiet period: every late output for this request pushes completion back.
+    if (entry.settle_timer) reactor_.cancel_timer(entry.settle_timer);
+    entry.settle_timer = reactor_.add_timer(reactor::clock::now() + options_.output_settle,
+                                            [weak = weak_from_this(), msg_id] {
+                                              auto self = weak.lock();
+                                              if (!self) return;
+                                              auto found = self->pending_.find(msg_id);
+                                              if (found == self->pending_.end()) return;
+                                              found->second.settle_timer = 0;
+                                              message reply = std::move(*found->second.reply);
+                                              self->finish(msg_id, std::move(reply));
+                                            });
     return;
   }
   if (entry.idle_timer == 0) {
@@ -369,6 +395,7 @@ void kernel_client::finish(const std::string& msg_id, result<message> outcome) {
   if (it == pending_.end()) return;
   if (it->second.timeout_timer) reactor_.cancel_timer(it->second.timeout_timer);
   if (it->second.idle_timer) reactor_.cancel_timer(it->second.idle_timer);
+  if (it->second.settle_timer) reactor_.cancel_timer(it->second.settle_timer);
   auto on_done = std::move(it->second.handlers.on_done);
   pending_.erase(it);
   if (on_done) on_done(std::move(outcome));

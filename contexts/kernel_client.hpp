@@ -35,6 +35,10 @@ struct client_options {
   // After the reply, how long to wait for `status: idle` before completing anyway
   // (a kernel whose IOPub is lost must not hang its caller).
   std::chrono::milliseconds idle_grace{3000};
+  // After reply and idle, wait this long with no further output for the request before
+  // completing it. Deno's kernel sometimes publishes a cell's last outputs after its
+  // `status: idle`; 0 (the default) completes at once, as the protocol allows.
+  std::chrono::milliseconds output_settle{0};
   std::string session;  // empty: a new UUID
   std::string username = "kernel-host";
 };
@@ -102,6 +106,9 @@ class kernel_client : public std::enable_shared_from_this<kernel_client> {
   std::uint64_t subscribe(std::function<void(const message&)> on_iopub);
   void unsubscribe(std::uint64_t token);
 
+  // Changes output_settle (known only after kernel_info names the implementation). Thread-safe.
+  void set_output_settle(std::chrono::milliseconds settle);
+
   // Called (on the reactor thread) when heartbeats stop being answered.
   void on_heartbeat_failure(std::function<void()> handler);
 
@@ -133,6 +140,7 @@ class kernel_client : public std::enable_shared_from_this<kernel_client> {
     std::optional<message> reply;
     reactor::timer_id timeout_timer = 0;
     reactor::timer_id idle_timer = 0;
+    reactor::timer_id settle_timer = 0;
   };
 
   kernel_client(reactor& r, connection_info info, client_options options);

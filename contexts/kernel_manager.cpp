@@ -60,6 +60,13 @@ std::filesystem::path default_runtime_dir() {
   return dir;
 }
 
+std::chrono::milliseconds kernel_manager::output_settle_for(const nl::json& info) const {
+  if (options_.output_settle >= 0ms) return options_.output_settle;
+  std::string implementation = info.value("implementation", "");
+  for (auto& c : implementation) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return implementation.find("deno") != std::string::npos ? 5ms : 0ms;
+}
+
 kernel_manager::kernel_manager(reactor& r, kernelspec spec, kernel_options options)
     : reactor_(r), spec_(std::move(spec)), options_(std::move(options)) {
   id_ = options_.kernel_id.empty() ? kh::new_uuid() : options_.kernel_id;
@@ -135,6 +142,7 @@ result<void> kernel_manager::start_locked() {
     return ready;
   }
   heartbeat_ok_ = true;
+  client_->set_output_settle(output_settle_for(kernel_info()));
   state_ = kernel_state::idle;
   return {};
 }

@@ -46,6 +46,9 @@ struct kernel_options {
   std::chrono::milliseconds interrupt_grace{2'000};  // after a timeout's interrupt, before restarting
   std::chrono::milliseconds heartbeat_interval{1'000};
   bool restart_on_death = false;
+  // Quiet period after idle before a cell completes (see client_options::output_settle);
+  // negative: chosen from the kernel (5 ms for Deno, which publishes after idle; else 0).
+  std::chrono::milliseconds output_settle{-1};
   // Makes the provisioner for each (re)start; empty: make_local_provisioner.
   std::function<std::unique_ptr<provisioner>()> make_provisioner;
 };
@@ -115,6 +118,7 @@ class kernel_manager {
   void on_process_exit(provisioner* process);  // reactor thread
   void on_heartbeat_failure();  // reactor thread
   nl::json recover_after_timeout();  // worker thread
+  std::chrono::milliseconds output_settle_for(const nl::json& kernel_info) const;
 
   reactor& reactor_;
   kernelspec spec_;
