@@ -1,0 +1,158 @@
+#include "kernel_server.hpp"
+
+#include <cerrno>
+#include <iostream>
+#include <utility>
+
+#include <xeus/xmiddleware.hpp>
+#include <xeus/xzmq_serializer.hpp>
+#include <zmq_addon.hpp>
+
+namespace kh::python_kernel {
+
+kernel_server::kernel_server(zmq::context_t& context, const xeus::xconfiguration& config,
+                             nl::json::error_handler_t error_handler)
+    : xeus::xserver_zmq(context, config, error_handler) {
+    // The inproc PUB socket feeding xeus' iopub thread drops messages beyond its high-water mark
+    // (1000). Streams from a fast loop must not be lost, so make that hop unbounded. The option
+    // only applies to new connections, hence the reconnect.
+    const std::string endpoint = xeus::get_publisher_end_point();
+    m_publisher_pub.disconnect(endpoint);
+    m_publisher_pub.set(zmq::sockopt::sndhwm, 0);
+    m_publisher_pub.connect(endpoint);
+}
+
+std::unique_ptr<xeus::xserver> kernel_server::make(xeus::xcontext& context,
+                                                   const xeus::xconfiguration& config,
+                                                   nl::json::error_handler_t error_handler) {
+    return std::make_unique<kernel_server>(context.get_wrapped_context<zmq::context_t>(), config,
+                                           error_handler);
+}
+
+void kernel_server::set_pre_dispatch_hook(pre_dispatch_hook hook) { pre_dispatch_ = std::move(hook); }
+
+void kernel_server::set_interrupted_hook(interrupted_hook hook) { interrupted_ = std::move(hook); }
+
+void kernel_server::publish_stream(const std::string& name, std::string text) {
+    nl::json content;
+    content["name"] = name;
+    content["text"] = std::move(text);
+    std::lock_guard lock(publish_mutex_);
+    xeus::xpub_message msg(topic_prefix_ + "stream",
+                           xeus::make_header("stream", user_name_, session_id_), stream_parent_,
+                           nl::json::object(), std::move(content), xeus::buffer_sequence());
+    zmq::multipart_t wire =
+        xeus::xzmq_serializer::serialize_iopub(std::move(msg), *p_auth, m_error_handler);
+    wire.send(m_publisher_pub);
+}
+
+void kernel_server::publish_impl(xeus::xpub_message msg, xeus::channel) {
+    std::lock_guard lock(publish_mutex_);
+    zmq::multipart_t wire =
+        xeus::xzmq_serializer::serialize_iopub(std::move(msg), *p_auth, m_error_handler);
+    wire.send(m_publisher_pub);
+}
+
+void kernel_server::send_stdin_impl(xeus::xmessage msg) {
+    // Drop replies to earlier input requests that were abandoned (interrupted).
+    for (;;) {
+        zmq::multipart_t stale;
+        if (!stale.recv(m_stdin, ZMQ_DONTWAIT)) {
+            break;
+        }
+    }
+    zmq::multipart_t wire = xeus::xzmq_serializer::serialize(std::move(msg), *p_auth, m_error_handler);
+    wire.send(m_stdin);
+
+    zmq::multipart_t reply;
+    for (;;) {
+        try {
+            if (reply.recv(m_stdin)) {
+                break;
+            }
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) {
+                throw;
+            }
+            if (interrupted_) {
+                interrupted_();  // throws when the interrupt must abort input()
+            }
+        }
+    }
+    xeus::xmessage parsed = xeus::xzmq_serializer::deserialize(reply, *p_auth);
+    notify_stdin_listener(std::move(parsed));
+}
+
+void kernel_server::start_impl(xeus::xpub_message start_msg) {
+    {
+        std::lock_guard lock(publish_mutex_);
+        const std::string& topic = start_msg.topic();  // "kernel_core.<kernel id>.status"
+        topic_prefix_ = topic.substr(0, topic.rfind('.') + 1);
+        user_name_ = start_msg.header().value("username", "");
+        session_id_ = start_msg.header().value("session", "");
+    }
+    start_publisher_thread();
+    start_heartbeat_thread();
+    m_request_stop = false;
+    publish(std::move(start_msg), xeus::channel::SHELL);
+    while (!m_request_stop) {
+        poll_once();
+    }
+    stop_channels();
+    // Like xserver_zmq: the interpreter already ran atexit handlers and flushed its streams in
+    // shutdown_request_impl; finalizing Python here could block on user threads.
+    std::exit(0);
+}
+
+void kernel_server::remember_parent(const xeus::xmessage& msg) {
+    const std::string type = msg.header().value("msg_type", "");
+    if (type == "execute_request" || type == "comm_msg" || type == "comm_open") {
+        std::lock_guard lock(publish_mutex_);
+        stream_parent_ = msg.header();
+    }
+}
+
+void kernel_server::poll_once() {
+    zmq::pollitem_t items[] = {{m_controller, 0, ZMQ_POLLIN, 0}, {m_shell, 0, ZMQ_POLLIN, 0}};
+    try {
+        zmq::poll(&items[0], 2, std::chrono::milliseconds(-1));
+    } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) {
+            return;
+        }
+        std::cerr << "kernel-host-python: poll failed: " << e.what() << std::endl;
+        return;
+    }
+    try {
+        if (items[0].revents & ZMQ_POLLIN) {
+            zmq::multipart_t wire;
+            if (wire.recv(m_controller, ZMQ_DONTWAIT)) {
+                xeus::xmessage msg = xeus::xzmq_serializer::deserialize(wire, *p_auth);
+                if (pre_dispatch_) {
+                    pre_dispatch_(msg);
+                }
+                notify_control_listener(std::move(msg));
+            }
+        }
+        if (!m_request_stop && (items[1].revents & ZMQ_POLLIN)) {
+            zmq::multipart_t wire;
+            if (wire.recv(m_shell, ZMQ_DONTWAIT)) {
+                xeus::xmessage msg = xeus::xzmq_serializer::deserialize(wire, *p_auth);
+                remember_parent(msg);
+                if (pre_dispatch_) {
+                    pre_dispatch_(msg);
+                }
+                notify_shell_listener(std::move(msg));
+            }
+        }
+    } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) {
+            std::cerr << "kernel-host-python: " << e.what() << std::endl;
+        }
+    } catch (const std::exception& e) {
+        // Bad signature or malformed message: xeus logs and drops it too.
+        std::cerr << "kernel-host-python: dropped a message: " << e.what() << std::endl;
+    }
+}
+
+}  // namespace kh::python_kernel

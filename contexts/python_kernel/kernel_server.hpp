@@ -1,0 +1,65 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <xeus/xeus_context.hpp>
+#include <xeus/xkernel_configuration.hpp>
+#include <xeus/xserver_zmq.hpp>
+
+namespace kh::python_kernel {
+
+namespace nl = nlohmann;
+
+// xeus 2.4.1's single-threaded ZeroMQ server (shell and control polled on the main thread, where
+// Python runs), with four changes:
+//  - publishing is thread-safe: the output reader thread publishes stdout/stderr while the main
+//    thread runs a cell (xeus' inproc PUB socket is used under a mutex, which also provides the
+//    memory barrier ZeroMQ requires when a socket changes threads);
+//  - EINTR never escapes: xeus' own loop lets zmq::error_t(EINTR) terminate the process;
+//  - a hook sees every shell message before xeus dispatches it;
+//  - waiting for an input_reply can be interrupted (SIGINT raises KeyboardInterrupt in input()).
+class kernel_server final : public xeus::xserver_zmq {
+public:
+    using pre_dispatch_hook = std::function<void(const xeus::xmessage&)>;
+    // Called when a blocking wait on stdin is interrupted by a signal; may throw to abort the wait.
+    using interrupted_hook = std::function<void()>;
+
+    kernel_server(zmq::context_t& context, const xeus::xconfiguration& config,
+                  nl::json::error_handler_t error_handler);
+
+    // The xkernel server builder: a plain function, as xeus requires.
+    static std::unique_ptr<xeus::xserver> make(xeus::xcontext& context,
+                                               const xeus::xconfiguration& config,
+                                               nl::json::error_handler_t error_handler);
+
+    void set_pre_dispatch_hook(pre_dispatch_hook hook);
+    void set_interrupted_hook(interrupted_hook hook);
+
+    // Publishes a `stream` message on iopub from any thread. Its parent is the last shell request
+    // that runs user code (execute_request, comm_open, comm_msg), as ipykernel does for output
+    // written by background threads and child processes.
+    void publish_stream(const std::string& name, std::string text);
+
+private:
+    void publish_impl(xeus::xpub_message msg, xeus::channel c) override;
+    void send_stdin_impl(xeus::xmessage msg) override;
+    void start_impl(xeus::xpub_message start_msg) override;
+
+    void poll_once();
+    void remember_parent(const xeus::xmessage& msg);
+
+    pre_dispatch_hook pre_dispatch_;
+    interrupted_hook interrupted_;
+
+    std::mutex publish_mutex_;  // guards m_publisher_pub and the fields below
+    nl::json stream_parent_ = nl::json::object();
+    std::string topic_prefix_;
+    std::string user_name_;
+    std::string session_id_;
+};
+
+}  // namespace kh::python_kernel
