@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <iostream>
@@ -16,9 +17,11 @@ namespace kh::python_kernel {
 namespace {
 
 // How long the reader waits between two messages of one stream: a loop printing as fast as it
-// can yields a few hundred messages per second instead of one per line, while a lone line is
-// forwarded at once.
+// can yields a few hundred messages per second instead of one per line.
 constexpr auto coalesce_interval = std::chrono::milliseconds(2);
+// After a wake-up, the reader waits this long before reading, so the writes of one print()
+// (text, then "\n") usually arrive as one message.
+constexpr auto burst_delay = std::chrono::microseconds(200);
 constexpr std::size_t max_chunk = 1 << 20;
 constexpr int pipe_capacity = 1 << 20;
 
@@ -182,10 +185,9 @@ void output_capture::run() {
                 continue;
             }
             auto& ch = channels_[i];
-            auto wait = ch.last_sent + coalesce_interval - std::chrono::steady_clock::now();
-            if (wait > std::chrono::steady_clock::duration::zero()) {
-                std::this_thread::sleep_for(wait);
-            }
+            std::chrono::steady_clock::duration wait =
+                ch.last_sent + coalesce_interval - std::chrono::steady_clock::now();
+            std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(wait, burst_delay));
             std::lock_guard lock(mutex_);
             drain(ch, false);
         }

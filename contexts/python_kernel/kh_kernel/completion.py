@@ -91,6 +91,8 @@ def _resolve(dotted, ns):
         obj = ns[parts[0]]
     elif hasattr(builtins, parts[0]):
         obj = getattr(builtins, parts[0])
+    elif parts[0] in sys.modules:  # an already imported module (`import` has no side effect)
+        obj = sys.modules[parts[0]]
     else:
         raise LookupError(parts[0])
     for part in parts[1:]:
@@ -172,5 +174,9 @@ def is_complete(code):
             return {"status": "complete"}
         return {"status": "invalid"}
     if compiled is None:
+        return {"status": "incomplete", "indent": _indent(code)}
+    # Like IPython: a cell whose last line is inside an indented block continues until a blank line.
+    last = code.rstrip("\n").splitlines()[-1]
+    if last[:1] in (" ", "\t") and not code.endswith("\n\n") and "\n" in code.rstrip("\n"):
         return {"status": "incomplete", "indent": _indent(code)}
     return {"status": "complete"}
