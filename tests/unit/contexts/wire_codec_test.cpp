@@ -98,7 +98,7 @@ TEST(wire_codec, msg_ids_are_unique) {
 TEST(wire_codec, rejects_tampered_content) {
   message_signer signer("key");
   auto frames = encode_message(sample_message(), signer);
-  frames[6] = R"({"code":"import os; os.system('rm -rf /')","silent":false})";
+  frames[6] = R"j({"code":"import os; os.system('rm -rf /')","silent":false})j";
   auto decoded = decode_message(frames, signer);
   ASSERT_FALSE(decoded);
   EXPECT_EQ(decoded.error().code, errc::protocol_error);
