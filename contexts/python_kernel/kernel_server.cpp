@@ -61,7 +61,15 @@ void kernel_server::send_stdin_impl(xeus::xmessage msg) {
             break;
         }
     }
-    zmq::multipart_t wire = xeus::xzmq_serializer::serialize(std::move(msg), *p_auth, m_error_handler);
+    // xeus 2.4.1 names the password flag "pwd"; the protocol (and every frontend) says "password".
+    nl::json content = msg.content();
+    if (auto pwd = content.find("pwd"); pwd != content.end()) {
+        content["password"] = *pwd;
+        content.erase("pwd");
+    }
+    xeus::xmessage fixed(msg.identities(), msg.header(), msg.parent_header(), msg.metadata(),
+                         std::move(content), xeus::buffer_sequence());
+    zmq::multipart_t wire = xeus::xzmq_serializer::serialize(std::move(fixed), *p_auth, m_error_handler);
     wire.send(m_stdin);
 
     zmq::multipart_t reply;

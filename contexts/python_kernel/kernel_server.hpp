@@ -15,13 +15,14 @@ namespace kh::python_kernel {
 namespace nl = nlohmann;
 
 // xeus 2.4.1's single-threaded ZeroMQ server (shell and control polled on the main thread, where
-// Python runs), with four changes:
+// Python runs), with these changes:
 //  - publishing is thread-safe: the output reader thread publishes stdout/stderr while the main
 //    thread runs a cell (xeus' inproc PUB socket is used under a mutex, which also provides the
 //    memory barrier ZeroMQ requires when a socket changes threads);
 //  - EINTR never escapes: xeus' own loop lets zmq::error_t(EINTR) terminate the process;
 //  - a hook sees every shell message before xeus dispatches it;
-//  - waiting for an input_reply can be interrupted (SIGINT raises KeyboardInterrupt in input()).
+//  - waiting for an input_reply can be interrupted (SIGINT raises KeyboardInterrupt in input()),
+//    and input_request carries `password` (xeus 2.4.1 sends `pwd`).
 class kernel_server final : public xeus::xserver_zmq {
 public:
     using pre_dispatch_hook = std::function<void(const xeus::xmessage&)>;
