@@ -42,6 +42,17 @@ TEST(misbehaving_kernel, ignoring_sigterm_gets_sigkill) {
   EXPECT_TRUE(test::process_gone(pid));
 }
 
+TEST(misbehaving_kernel, dying_mid_cell_gives_kernel_died_not_a_hang) {
+  auto kernel = test::start_kernel("kh-test-die-mid-cell");
+  ASSERT_TRUE(kernel);
+  auto r = kernel->execute_blocking({.code = "die"}, 30s);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::kernel_died);
+  EXPECT_EQ(kernel->state(), kernel_state::dead);
+  ASSERT_TRUE(kernel->shutdown());
+  EXPECT_EQ(kernel->last_shutdown_rung(), shutdown_rung::already_exited);
+}
+
 TEST(misbehaving_kernel, exit_at_start_fails_with_exit_code_and_log) {
   auto started = kernel_manager::start(test::shared_reactor(), test::spec("kh-test-exit-at-start"), test::test_options());
   ASSERT_FALSE(started);
