@@ -8,6 +8,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <random>
 #include <cerrno>
 #include <cstring>
 
@@ -52,8 +57,70 @@ std::unexpected<error> bad_field(std::string_view field, std::string_view reason
               {{"field", field}});
 }
 
-}  // namespace
+// The kernel's ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range).
+std::pair<int, int> ephemeral_range() {
+  int low = 32768, high = 60999;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d %d", &low, &high) != 2) low = 32768, high = 60999;
+    std::fclose(f);
+  }
+  return {low, high};
+}
 
+// Ports granted recently by this process, remembered for a minute.
+std::mutex granted_mutex;
+std::map<int, std::chrono::steady_clock::time_point> granted_ports;
+
+bool try_bind(fd_guard& socket, int port) {
+  socket.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (socket.fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(socket.fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return true;
+  ::close(socket.fd);
+  socket.fd = -1;
+  return false;
+}
+
+result<int> reserve_port(fd_guard& socket) {
+  const auto now = std::chrono::steady_clock::now();
+  std::lock_guard lock(granted_mutex);
+  std::erase_if(granted_ports, [&](const auto& entry) { return now - entry.second > std::chrono::minutes(1); });
+  const auto [ephemeral_low, ephemeral_high] = ephemeral_range();
+  constexpr int lowest = 10000;
+  if (ephemeral_low - lowest >= 2000) {
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_int_distribution<int> pick(lowest, ephemeral_low - 1);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      const int port = pick(rng);
+      if (granted_ports.contains(port)) continue;
+      if (try_bind(socket, port)) {
+        granted_ports[port] = now;
+        return port;
+      }
+    }
+  }
+  // No room below the ephemeral range (or all taken): let the kernel pick, as jupyter_client does.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (!try_bind(socket, 0)) return fail_errno("bind 127.0.0.1:0", errno);
+    sockaddr_in addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(socket.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return fail_errno("getsockname", errno);
+    const int port = ntohs(addr.sin_port);
+    if (!granted_ports.contains(port)) {
+      granted_ports[port] = now;
+      return port;
+    }
+    ::close(socket.fd);
+    socket.fd = -1;
+  }
+  (void)ephemeral_high;
+  return fail(errc::io_error, "no free TCP port on 127.0.0.1");
+}
+
+}  // namespace
 std::string_view channel_name(channel ch) noexcept {
   switch (ch) {
     case channel::shell: return "shell";
@@ -142,24 +209,15 @@ result<connection_info> make_tcp_connection_info(std::string kernel_name) {
   info.ip = "127.0.0.1";
   info.kernel_name = std::move(kernel_name);
 
-  // All five sockets stay bound until every port is read, so the kernel gets five distinct
-  // ports. There is still a window between close() and the kernel's bind() (as in jupyter_client).
+  // Ports come from below the kernel's ephemeral range, so that no outgoing connection (our own
+  // clients' connects included) can take one between now and the kernel's bind(), and from a
+  // process-wide memory of recent grants, so that kernels starting at the same time never get
+  // the same port. All five stay bound until every one is chosen.
   std::array<fd_guard, all_channels.size()> sockets;
   for (std::size_t i = 0; i < all_channels.size(); ++i) {
-    sockets[i].fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (sockets[i].fd < 0) return fail_errno("socket", errno);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = 0;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(sockets[i].fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-      return fail_errno("bind 127.0.0.1:0", errno);
-    }
-    socklen_t len = sizeof addr;
-    if (::getsockname(sockets[i].fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return fail_errno("getsockname", errno);
-    }
-    port_ref(info, all_channels[i]) = ntohs(addr.sin_port);
+    auto port = reserve_port(sockets[i]);
+    if (!port) return std::unexpected(port.error());
+    port_ref(info, all_channels[i]) = *port;
   }
   info.key = kh::random_hex(32);
   return info;
