@@ -130,7 +130,8 @@ std::string kernel_client::request(channel ch, message msg, request_handlers han
     }
     pending entry;
     entry.handlers = std::move(handlers);
-    entry.wait_for_idle = options.wait_for_idle;
+    entry.wait_for_idle = options.wait_for_idle || !options.expect_reply;
+    entry.expect_reply = options.expect_reply;
     if (options.timeout > 0ms) {
       std::weak_ptr<kernel_client> weak = self;
       entry.timeout_timer =
@@ -340,6 +341,10 @@ void kernel_client::handle_iopub(message& msg) {
   }
   if (type == "status" && msg.content.value("execution_state", "") == "idle") {
     it->second.got_idle = true;
+    if (!it->second.expect_reply && !it->second.got_reply) {
+      it->second.got_reply = true;
+      it->second.reply = msg;
+    }
     maybe_finish(parent);
   } else if (it->second.got_idle) {
     maybe_finish(parent);  // output after idle: extend the settle period

@@ -55,6 +55,9 @@ struct request_handlers {
 
 struct request_options {
   bool wait_for_idle = true;
+  // Messages without a shell reply (comm_open, comm_msg) complete on idle; on_done then gets
+  // the idle status message.
+  bool expect_reply = true;
   std::chrono::milliseconds timeout{0};  // 0: none
 };
 
@@ -135,6 +138,7 @@ class kernel_client : public std::enable_shared_from_this<kernel_client> {
   struct pending {
     request_handlers handlers;
     bool wait_for_idle = true;
+    bool expect_reply = true;
     bool got_reply = false;
     bool got_idle = false;
     std::optional<message> reply;
