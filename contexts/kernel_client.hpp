@@ -67,7 +67,10 @@ struct execute_request {
   bool store_history = true;
   nl::json user_expressions = nl::json::object();
   bool allow_stdin = false;
-  bool stop_on_error = true;
+  // Jupyter's default is true: after an error, ipykernel aborts the executes that reach it for a
+  // moment, including a cell sent after the error reply. Our callers send a cell at a time and
+  // decide themselves what follows an error, so a failed or interrupted cell must not abort it.
+  bool stop_on_error = false;
 
   nl::json to_content() const;
 };

@@ -204,6 +204,11 @@ result<void> kernel_manager::wait_ready_locked() {
                   {{"kernel", spec_.name}, {"timeout_ms", options_.start_timeout.count()},
                    {"log_tail", provisioner_->log_tail()}});
   }
+  // The last nudge's `busy` may be the latest state seen: let its idle arrive (bounded), so a
+  // kernel reported ready is also reported idle.
+  for (auto& nudge : nudges) nudge.wait_until(std::max(deadline, clock::now() + 100ms));
+  for (const auto until = clock::now() + 500ms; client_->execution_state() == "busy" && clock::now() < until;)
+    std::this_thread::sleep_for(1ms);
   logger()->debug("kernel {} ({}) ready in {} ms", id_, spec_.name,
                   std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - started).count());
   return {};
@@ -277,10 +282,20 @@ nl::json kernel_manager::recover_after_timeout() {
   const kernel_state state = state_.load();
   if (state == kernel_state::dead || state == kernel_state::shut_down) return "dead";
   if (auto interrupted = interrupt_locked(); interrupted) {
-    // Shell requests are handled in order: a kernel_info reply means the interrupted cell ended.
-    auto probe = client_->request_sync(channel::shell, client_->new_message("kernel_info_request"),
-                                       options_.interrupt_grace, false);
-    if (probe) return "interrupted";
+    // Shell requests are handled in order, so the reply to an empty silent execute means the
+    // interrupted cell has ended. ipykernel then aborts executes for a moment after the error
+    // (stop_on_error): repeat the probe until one is not aborted, so the caller's next cell runs.
+    const auto deadline = std::chrono::steady_clock::now() + options_.interrupt_grace;
+    execute_request probe{.code = "", .silent = true, .store_history = false, .stop_on_error = false};
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms) break;
+      auto reply = client_->request_sync(channel::shell, client_->new_message("execute_request", probe.to_content()),
+                                         left, false);
+      if (!reply) break;
+      if (reply->content.value("status", "") != "aborted") return "interrupted";
+      std::this_thread::sleep_for(5ms);
+    }
   }
   logger()->warn("kernel {}: still busy {} ms after an interrupt; restarting", id_, options_.interrupt_grace.count());
   shutdown_locked(true);
