@@ -72,19 +72,23 @@ void kernel_server::send_stdin_impl(xeus::xmessage msg) {
     zmq::multipart_t wire = xeus::xzmq_serializer::serialize(std::move(fixed), *p_auth, m_error_handler);
     wire.send(m_stdin);
 
+    // Wait with a short timeout: a SIGINT that lands before the wait starts trips Python's handler
+    // without interrupting anything, so the hook also checks for it periodically.
     zmq::multipart_t reply;
     for (;;) {
         try {
-            if (reply.recv(m_stdin)) {
+            zmq::pollitem_t item{m_stdin, 0, ZMQ_POLLIN, 0};
+            if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) > 0 &&
+                reply.recv(m_stdin, ZMQ_DONTWAIT)) {
                 break;
             }
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) {
                 throw;
             }
-            if (interrupted_) {
-                interrupted_();  // throws when the interrupt must abort input()
-            }
+        }
+        if (interrupted_) {
+            interrupted_();  // throws when an interrupt must abort input()
         }
     }
     xeus::xmessage parsed = xeus::xzmq_serializer::deserialize(reply, *p_auth);
@@ -112,6 +116,72 @@ void kernel_server::start_impl(xeus::xpub_message start_msg) {
     std::exit(0);
 }
 
+void kernel_server::publish_status(const char* state, const nl::json& parent) {
+    std::lock_guard lock(publish_mutex_);
+    xeus::xpub_message msg(topic_prefix_ + "status",
+                           xeus::make_header("status", user_name_, session_id_), parent,
+                           nl::json::object(), nl::json{{"execution_state", state}},
+                           xeus::buffer_sequence());
+    zmq::multipart_t wire =
+        xeus::xzmq_serializer::serialize_iopub(std::move(msg), *p_auth, m_error_handler);
+    wire.send(m_publisher_pub);
+}
+
+void kernel_server::send_aborted_reply(const xeus::xmessage& request) {
+    // ipykernel's shape for requests aborted after an error (status "aborted").
+    xeus::xmessage reply(request.identities(),
+                         xeus::make_header("execute_reply", user_name_, session_id_),
+                         request.header(), nl::json::object(), nl::json{{"status", "aborted"}},
+                         xeus::buffer_sequence());
+    zmq::multipart_t wire = xeus::xzmq_serializer::serialize(std::move(reply), *p_auth, m_error_handler);
+    wire.send(m_shell);
+}
+
+void kernel_server::send_shell_impl(xeus::xmessage msg) {
+    if (msg.header().value("msg_type", "") == "execute_reply" &&
+        msg.content().value("status", "") == "error") {
+        // Everything queued now was sent before the client could see this error.
+        for (;;) {
+            zmq::multipart_t wire;
+            try {
+                if (!wire.recv(m_shell, ZMQ_DONTWAIT)) {
+                    break;
+                }
+                pending_.push_back(xeus::xzmq_serializer::deserialize(wire, *p_auth));
+            } catch (const std::exception& e) {
+                std::cerr << "kernel-host-python: dropped a message: " << e.what() << std::endl;
+            }
+        }
+    }
+    xeus::xserver_zmq::send_shell_impl(std::move(msg));
+}
+
+void kernel_server::abort_queue_impl(const listener&, long) {
+    std::deque<xeus::xmessage> kept;
+    for (auto& msg : pending_) {
+        if (msg.header().value("msg_type", "") != "execute_request") {
+            kept.push_back(std::move(msg));
+            continue;
+        }
+        try {
+            publish_status("busy", msg.header());
+            send_aborted_reply(msg);
+            publish_status("idle", msg.header());
+        } catch (const std::exception& e) {
+            std::cerr << "kernel-host-python: while aborting a request: " << e.what() << std::endl;
+        }
+    }
+    pending_ = std::move(kept);
+}
+
+void kernel_server::dispatch_shell(xeus::xmessage msg) {
+    remember_parent(msg);
+    if (pre_dispatch_) {
+        pre_dispatch_(msg);
+    }
+    notify_shell_listener(std::move(msg));
+}
+
 void kernel_server::remember_parent(const xeus::xmessage& msg) {
     const std::string type = msg.header().value("msg_type", "");
     if (type == "execute_request" || type == "comm_msg" || type == "comm_open") {
@@ -121,6 +191,12 @@ void kernel_server::remember_parent(const xeus::xmessage& msg) {
 }
 
 void kernel_server::poll_once() {
+    if (!pending_.empty()) {
+        xeus::xmessage msg = std::move(pending_.front());
+        pending_.pop_front();
+        dispatch_shell(std::move(msg));
+        return;
+    }
     zmq::pollitem_t items[] = {{m_controller, 0, ZMQ_POLLIN, 0}, {m_shell, 0, ZMQ_POLLIN, 0}};
     try {
         zmq::poll(&items[0], 2, std::chrono::milliseconds(-1));
@@ -145,12 +221,7 @@ void kernel_server::poll_once() {
         if (!m_request_stop && (items[1].revents & ZMQ_POLLIN)) {
             zmq::multipart_t wire;
             if (wire.recv(m_shell, ZMQ_DONTWAIT)) {
-                xeus::xmessage msg = xeus::xzmq_serializer::deserialize(wire, *p_auth);
-                remember_parent(msg);
-                if (pre_dispatch_) {
-                    pre_dispatch_(msg);
-                }
-                notify_shell_listener(std::move(msg));
+                dispatch_shell(xeus::xzmq_serializer::deserialize(wire, *p_auth));
             }
         }
     } catch (const zmq::error_t& e) {

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -21,12 +22,17 @@ namespace nl = nlohmann;
 //    memory barrier ZeroMQ requires when a socket changes threads);
 //  - EINTR never escapes: xeus' own loop lets zmq::error_t(EINTR) terminate the process;
 //  - a hook sees every shell message before xeus dispatches it;
+//  - stop_on_error aborts exactly the execute requests that were queued before the error reply
+//    went out, each with busy/idle and an `aborted` reply. xeus 2.4.1 polls the socket after the
+//    reply (for 50 ms after each aborted message), so it also swallowed the cell a client sends
+//    once it has seen the error, without an idle status, and it aborted every request type;
 //  - waiting for an input_reply can be interrupted (SIGINT raises KeyboardInterrupt in input()),
 //    and input_request carries `password` (xeus 2.4.1 sends `pwd`).
 class kernel_server final : public xeus::xserver_zmq {
 public:
     using pre_dispatch_hook = std::function<void(const xeus::xmessage&)>;
-    // Called when a blocking wait on stdin is interrupted by a signal; may throw to abort the wait.
+    // Called while waiting for an input_reply, after a signal and every 100 ms; throws to abort
+    // the wait (the kernel raises KeyboardInterrupt when SIGINT tripped Python's handler).
     using interrupted_hook = std::function<void()>;
 
     kernel_server(zmq::context_t& context, const xeus::xconfiguration& config,
@@ -49,12 +55,20 @@ private:
     void publish_impl(xeus::xpub_message msg, xeus::channel c) override;
     void send_stdin_impl(xeus::xmessage msg) override;
     void start_impl(xeus::xpub_message start_msg) override;
+    void abort_queue_impl(const listener& l, long polling_interval) override;
+    void send_shell_impl(xeus::xmessage msg) override;
 
     void poll_once();
+    void dispatch_shell(xeus::xmessage msg);
     void remember_parent(const xeus::xmessage& msg);
+    void publish_status(const char* state, const nl::json& parent);
+    void send_aborted_reply(const xeus::xmessage& request);
 
     pre_dispatch_hook pre_dispatch_;
     interrupted_hook interrupted_;
+    // Shell requests read from the socket when a cell failed (before its reply was sent): the
+    // only candidates for stop_on_error; whatever is not aborted is dispatched next, in order.
+    std::deque<xeus::xmessage> pending_;
 
     std::mutex publish_mutex_;  // guards m_publisher_pub and the fields below
     nl::json stream_parent_ = nl::json::object();

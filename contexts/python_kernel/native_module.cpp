@@ -1,5 +1,5 @@
 // The embedded module `_kh_native`: what the Python half of the kernel (kh_kernel/*.py) calls to
-// publish outputs, read stdin and control interrupts. Every publishing function first forwards
+// publish outputs and read stdin. Every publishing function first forwards
 // pending stdout/stderr, so streams stay in order with rich outputs.
 #include "native_module.hpp"
 
@@ -10,7 +10,6 @@
 #include <string>
 
 #include "python_interpreter.hpp"
-#include "sigint_control.hpp"
 
 namespace py = pybind11;
 using kh::python_kernel::native_buffer;
@@ -28,7 +27,7 @@ std::string to_string(py::handle text) {
 }  // namespace
 
 PYBIND11_EMBEDDED_MODULE(_kh_native, m) {
-    m.doc() = "Native services of kernel-host-python (publishing, stdin, interrupts).";
+    m.doc() = "Native services of kernel-host-python (publishing, stdin, logging).";
 
     py::class_<native_buffer>(m, "Buffer", py::buffer_protocol())
         .def_buffer([](native_buffer& b) {
@@ -80,9 +79,6 @@ PYBIND11_EMBEDDED_MODULE(_kh_native, m) {
         py::gil_scoped_release release;
         return interpreter().read_input(text, password);
     }, "Ask the frontend for a line over the stdin channel (raises KeyboardInterrupt on SIGINT).");
-
-    m.def("allow_interrupt", [](bool allowed) { kh::python_kernel::allow_sigint(allowed); },
-          "Unblock SIGINT on the main thread while user code runs; block it again after.");
 
     m.def("log", [](py::handle text) { std::clog << "kernel-host-python: " << to_string(text) << std::endl; },
           "Write a line to the kernel's own log (its original stderr), never to the frontend.");

@@ -139,9 +139,11 @@ nl::json python_interpreter::execute_request_impl(int execution_counter, const s
     nl::json reply;
     std::optional<std::string> result_text;
     try {
-        py::tuple r = kernel_.attr("execute")(code, silent, store_history,
-                                              pyjson::from_json(user_expressions), allow_stdin,
+        py::object user_exprs = pyjson::from_json(user_expressions);
+        allow_sigint(true);  // user code, formatting and figures are interruptible
+        py::tuple r = kernel_.attr("execute")(code, silent, store_history, user_exprs, allow_stdin,
                                               execution_counter);
+        allow_sigint(false);
         reply = to_json(r[0]);
         if (!r[1].is_none()) {
             nl::json text = to_json(r[1]);

@@ -174,6 +174,23 @@ def test_stream_messages_arrive_during_a_timed_loop(kc):
     print("stream arrival offsets (s):", [round(t - arrivals[0][0], 3) for t, _ in arrivals])
 
 
+def test_background_thread_output_after_the_cell(kc):
+    msg_id = kc.execute("import threading\n"
+                        "threading.Timer(0.3, lambda: print('late output')).start()")
+    wait_idle(kc, msg_id)
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        msg = kc.get_iopub_msg(timeout=deadline - time.monotonic())
+        if msg["msg_type"] == "stream" and "late output" in msg["content"]["text"]:
+            assert msg["parent_header"]["msg_id"] == msg_id  # attributed to the cell that started it
+            break
+    shell_reply(kc, msg_id)
+
+
+def test_interrupt_slow_repr(kernel):
+    _interrupt(*kernel, "class Slow:\n    def _repr_html_(self):\n        while True: pass\nSlow()")
+
+
 def test_fd_level_output(kc):
     msgs = ok(kc, "import os, subprocess, sys\n"
                   "os.system('echo from-system')\n"
@@ -456,6 +473,15 @@ def test_idle_sigint_is_harmless(kernel):
     time.sleep(0.2)
     assert km.is_alive()
     assert result(kc, "2 + 2") == "4"
+
+
+def test_stop_on_error_aborts_only_queued_cells(kc):
+    failing = kc.execute("import time\ntime.sleep(0.3)\n1/0")
+    queued = kc.execute("'should be aborted'")
+    assert shell_reply(kc, failing)["content"]["ename"] == "ZeroDivisionError"
+    assert shell_reply(kc, queued)["content"]["status"] == "aborted"
+    wait_idle(kc, queued)  # an aborted request still gets busy/idle
+    assert result(kc, "'sent after the error'") == "'sent after the error'"
 
 
 def test_sys_exit_is_an_error_and_kernel_lives(kc):

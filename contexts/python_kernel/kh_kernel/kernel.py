@@ -222,14 +222,12 @@ def _compile_cell(code, filename):
 
 
 def _run_code(code_obj):
-    native.allow_interrupt(True)
-    try:
-        result = eval(code_obj, user_ns)
-        if code_obj.co_flags & CO_COROUTINE:
-            result = _run_coroutine(result)
-        return result
-    finally:
-        native.allow_interrupt(False)
+    # SIGINT is unblocked by the native side for the whole execute() call, so an interrupt also
+    # stops slow formatting (_repr_*_) and figure rendering, not only the cell's own code.
+    result = eval(code_obj, user_ns)
+    if code_obj.co_flags & CO_COROUTINE:
+        result = _run_coroutine(result)
+    return result
 
 
 def _run_coroutine(coro):

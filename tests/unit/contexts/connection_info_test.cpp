@@ -10,28 +10,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/temp_folder.hpp"
+
 namespace kh::contexts {
 namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-class temp_folder {
- public:
-  temp_folder() {
-    std::string pattern = (fs::path(::testing::TempDir()) / "kh-conn-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_folder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using temp_folder = kh::test::temp_folder;
 
 // Restores the umask at scope exit.
 class scoped_umask {

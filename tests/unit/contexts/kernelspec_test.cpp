@@ -7,6 +7,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/temp_folder.hpp"
+
 namespace kh::contexts {
 namespace {
 
@@ -14,23 +16,7 @@ namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-// A fresh folder under the test temp dir, removed at the end of the test.
-class temp_folder {
- public:
-  temp_folder() {
-    std::string pattern = (fs::path(::testing::TempDir()) / "kh-kernelspec-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_folder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using temp_folder = kh::test::temp_folder;
 
 // Sets (or unsets, with nullopt) an environment variable for the scope of a test.
 class scoped_env {

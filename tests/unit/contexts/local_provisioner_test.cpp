@@ -19,6 +19,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "support/temp_folder.hpp"
+
 namespace kh::contexts {
 namespace {
 
@@ -26,22 +28,7 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
-class temp_folder {
- public:
-  temp_folder() {
-    std::string pattern = (fs::path(::testing::TempDir()) / "kh-prov-XXXXXX").string();
-    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_folder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using temp_folder = kh::test::temp_folder;
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path);
