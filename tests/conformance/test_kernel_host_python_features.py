@@ -350,6 +350,16 @@ def test_matplotlib_show_and_chart_types(kc):
     assert [c["type"] for c in superchart["elements"]] == ["line", "bar"]
 
 
+def test_matplotlib_svg_format(kc):
+    msgs = ok(kc, "import kh_kernel, matplotlib.pyplot as plt\n"
+                  "kh_kernel.figure_formats = ('svg',)\n"
+                  "try:\n    plt.plot([1, 2]); plt.show()\n"
+                  "finally:\n    kh_kernel.figure_formats = ('png',)")
+    data = of_type(msgs, "display_data")[0]["content"]["data"]
+    assert "<svg" in data["image/svg+xml"] and "image/png" not in data
+    assert data[CHART]["type"] == "line"
+
+
 def test_matplotlib_figure_as_result_is_shown_once(kc):
     msgs = ok(kc, "import matplotlib.pyplot as plt\nfig = plt.figure()\nplt.plot([1, 2])\nfig")
     images = [m for m in msgs if m["msg_type"] in ("display_data", "execute_result")
