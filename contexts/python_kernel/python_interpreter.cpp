@@ -122,7 +122,8 @@ void python_interpreter::configure_impl() {
     // Called by xkernel on the main thread, which still holds the GIL from Py_Initialize.
     kernel_ = py::module_::import("kh_kernel.kernel");
     sanitize_ = kernel_.attr("sanitize");
-    python_version_ = py::str(py::module_::import("platform").attr("python_version")());
+    python_version_ = py::str(py::str("{}.{}.{}").format(
+        *py::module_::import("sys").attr("version_info")[py::slice(0, 3, 1)]));
     comm_manager().register_comm_target(
         variables_target, [this](xeus::xcomm&& comm, xeus::xmessage request) {
             open_variables_comm(std::move(comm), std::move(request));

@@ -62,6 +62,13 @@ private:
     static nl::json error_reply(const py::error_already_set& e);
     static void discard_stale_interrupt();
 
+    // The comm target `kernel_host.variables` (protocol: README.md in this folder, and the
+    // docstring of kh_kernel/variables.py). In short: the host sends {"set": {name: json},
+    // "arrays": {name: {"dtype", "shape", "buffer"}}, "delete": [...], "get": [...],
+    // "get_format": "buffers"|"json", "request_id"} as comm_open or comm_msg data, with binary
+    // buffers for the arrays (viewed in place by numpy: no copy); the kernel answers each request
+    // with one comm_msg {"status": "ok", "values", "arrays", "missing", "errors", ...} plus one
+    // buffer per returned array, or {"status": "error", "ename", "evalue"} with nothing applied.
     void open_variables_comm(xeus::xcomm&& comm, xeus::xmessage request);
     void handle_variables_message(xeus::xcomm& comm, xeus::xmessage request);
     void purge_closed_comms();

@@ -7,6 +7,7 @@ through the native module `_kh_native` (native_module.cpp), which forwards to xe
 Start-up cost matters (the kernel must answer kernel_info within tens of milliseconds), so this
 module imports only what every cell needs; the rest is imported on first use.
 """
+import _thread
 import ast
 import builtins
 import io
@@ -49,7 +50,12 @@ class StdinNotImplementedError(RuntimeError):
     """Raised by input() and getpass() when the execute request does not allow stdin."""
 
 
+_MAIN_THREAD = _thread.get_ident()
+
+
 def _check_stdin(what):
+    if _thread.get_ident() != _MAIN_THREAD:
+        raise StdinNotImplementedError(f"{what} is only supported on the main thread")
     if not state.allow_stdin:
         raise StdinNotImplementedError(
             f"{what} was called, but this frontend does not support input requests "
