@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <iostream>
+#include <set>
 #include <utility>
 
 #include <xeus/xmiddleware.hpp>
@@ -156,6 +157,35 @@ void kernel_server::send_shell_impl(xeus::xmessage msg) {
     xeus::xserver_zmq::send_shell_impl(std::move(msg));
 }
 
+bool kernel_server::reply_if_unsupported(const xeus::xmessage& msg, zmq::socket_t& socket) {
+    static const std::set<std::string> handled = {
+        "execute_request",     "complete_request", "inspect_request",   "history_request",
+        "is_complete_request", "comm_info_request", "comm_open",        "comm_close",
+        "comm_msg",            "kernel_info_request", "shutdown_request", "interrupt_request"};
+    const std::string type = msg.header().value("msg_type", "");
+    if (handled.count(type) != 0) {
+        return false;
+    }
+    publish_status("busy", msg.header());
+    const auto suffix = type.rfind("_request");
+    if (suffix != std::string::npos && suffix + 8 == type.size()) {
+        const std::string reply_type = type.substr(0, suffix) + "_reply";
+        nl::json content = {{"status", "error"},
+                            {"ename", "NotImplementedError"},
+                            {"evalue", "kernel-host-python does not handle " + type},
+                            {"traceback", nl::json::array()}};
+        xeus::xmessage reply(msg.identities(), xeus::make_header(reply_type, user_name_, session_id_),
+                             msg.header(), nl::json::object(), std::move(content),
+                             xeus::buffer_sequence());
+        zmq::multipart_t wire =
+            xeus::xzmq_serializer::serialize(std::move(reply), *p_auth, m_error_handler);
+        wire.send(socket);
+    }
+    std::cerr << "kernel-host-python: unsupported message type '" << type << "'" << std::endl;
+    publish_status("idle", msg.header());
+    return true;
+}
+
 void kernel_server::abort_queue_impl(const listener&, long) {
     std::deque<xeus::xmessage> kept;
     for (auto& msg : pending_) {
@@ -175,6 +205,9 @@ void kernel_server::abort_queue_impl(const listener&, long) {
 }
 
 void kernel_server::dispatch_shell(xeus::xmessage msg) {
+    if (reply_if_unsupported(msg, m_shell)) {
+        return;
+    }
     remember_parent(msg);
     if (pre_dispatch_) {
         pre_dispatch_(msg);
@@ -212,10 +245,9 @@ void kernel_server::poll_once() {
             zmq::multipart_t wire;
             if (wire.recv(m_controller, ZMQ_DONTWAIT)) {
                 xeus::xmessage msg = xeus::xzmq_serializer::deserialize(wire, *p_auth);
-                if (pre_dispatch_) {
-                    pre_dispatch_(msg);
+                if (!reply_if_unsupported(msg, m_controller)) {
+                    notify_control_listener(std::move(msg));
                 }
-                notify_control_listener(std::move(msg));
             }
         }
         if (!m_request_stop && (items[1].revents & ZMQ_POLLIN)) {

@@ -26,6 +26,8 @@ namespace nl = nlohmann;
 //    went out, each with busy/idle and an `aborted` reply. xeus 2.4.1 polls the socket after the
 //    reply (for 50 ms after each aborted message), so it also swallowed the cell a client sends
 //    once it has seen the error, without an idle status, and it aborted every request type;
+//  - every request gets a reply: a message type xeus does not handle (it would only log it, and
+//    debug_request without a debugger) gets an error reply `<type>_reply` with busy/idle;
 //  - waiting for an input_reply can be interrupted (SIGINT raises KeyboardInterrupt in input()),
 //    and input_request carries `password` (xeus 2.4.1 sends `pwd`).
 class kernel_server final : public xeus::xserver_zmq {
@@ -63,6 +65,8 @@ private:
     void remember_parent(const xeus::xmessage& msg);
     void publish_status(const char* state, const nl::json& parent);
     void send_aborted_reply(const xeus::xmessage& request);
+    // True (after replying) when xeus would leave `msg` unanswered.
+    bool reply_if_unsupported(const xeus::xmessage& msg, zmq::socket_t& socket);
 
     pre_dispatch_hook pre_dispatch_;
     interrupted_hook interrupted_;

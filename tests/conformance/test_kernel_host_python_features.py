@@ -702,6 +702,15 @@ def test_comm_info(kc):
     comm.close()
 
 
+def test_unknown_request_gets_an_error_reply(kc):
+    msg = kc.session.msg("frobnicate_request", {})
+    kc.shell_channel.send(msg)
+    reply = shell_reply(kc, msg["header"]["msg_id"])
+    assert reply["msg_type"] == "frobnicate_reply"
+    assert reply["content"]["status"] == "error"
+    assert result(kc, "'fine'") == "'fine'"
+
+
 def test_kernel_info(kc):
     kc.kernel_info()
     reply = kc.get_shell_msg(timeout=TIMEOUT)["content"]
