@@ -38,9 +38,13 @@ void kernel_server::publish_stream(const std::string& name, std::string text) {
     nl::json content;
     content["name"] = name;
     content["text"] = std::move(text);
+    publish_from_any_thread("stream", std::move(content));
+}
+
+void kernel_server::publish_from_any_thread(const std::string& msg_type, nl::json content) {
     std::lock_guard lock(publish_mutex_);
-    xeus::xpub_message msg(topic_prefix_ + "stream",
-                           xeus::make_header("stream", user_name_, session_id_), stream_parent_,
+    xeus::xpub_message msg(topic_prefix_ + msg_type,
+                           xeus::make_header(msg_type, user_name_, session_id_), stream_parent_,
                            nl::json::object(), std::move(content), xeus::buffer_sequence());
     zmq::multipart_t wire =
         xeus::xzmq_serializer::serialize_iopub(std::move(msg), *p_auth, m_error_handler);

@@ -48,9 +48,10 @@ public:
     void set_pre_dispatch_hook(pre_dispatch_hook hook);
     void set_interrupted_hook(interrupted_hook hook);
 
-    // Publishes a `stream` message on iopub from any thread. Its parent is the last shell request
-    // that runs user code (execute_request, comm_open, comm_msg), as ipykernel does for output
-    // written by background threads and child processes.
+    // Publishes an iopub message from any thread. Its parent is the last shell request that runs
+    // user code (execute_request, comm_open, comm_msg), as ipykernel does for output written by
+    // background threads and child processes.
+    void publish_from_any_thread(const std::string& msg_type, nl::json content);
     void publish_stream(const std::string& name, std::string text);
 
 private:

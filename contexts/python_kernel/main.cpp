@@ -116,6 +116,9 @@ int main(int argc, char* argv[]) {
                 throw py::error_already_set();
             }
         });
+        interpreter_ref.set_thread_publisher([&server](const std::string& type, nl::json content) {
+            server.publish_from_any_thread(type, std::move(content));
+        });
         output.start([&server](const std::string& name, std::string text) {
             server.publish_stream(name, std::move(text));
         });

@@ -41,14 +41,13 @@ PYBIND11_EMBEDDED_MODULE(_kh_native, m) {
 
     m.def("display_data", [](py::handle data, py::handle metadata, py::handle transient) {
         auto& i = interpreter();
-        i.flush_output();
-        i.display_data(i.to_json(data), i.to_json(metadata), i.to_json(transient));
+        i.publish_display("display_data", i.to_json(data), i.to_json(metadata), i.to_json(transient));
     });
 
     m.def("update_display_data", [](py::handle data, py::handle metadata, py::handle transient) {
         auto& i = interpreter();
-        i.flush_output();
-        i.update_display_data(i.to_json(data), i.to_json(metadata), i.to_json(transient));
+        i.publish_display("update_display_data", i.to_json(data), i.to_json(metadata),
+                          i.to_json(transient));
     });
 
     m.def("execute_result", [](int count, py::handle data, py::handle metadata) {
@@ -67,11 +66,7 @@ PYBIND11_EMBEDDED_MODULE(_kh_native, m) {
         i.publish_execution_error(to_string(ename), to_string(evalue), lines);
     });
 
-    m.def("clear_output", [](bool wait) {
-        auto& i = interpreter();
-        i.flush_output();
-        i.clear_output(wait);
-    });
+    m.def("clear_output", [](bool wait) { interpreter().publish_clear_output(wait); });
 
     m.def("input", [](py::handle prompt, bool password) {
         std::string text = to_string(prompt);

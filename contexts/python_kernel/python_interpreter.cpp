@@ -55,6 +55,35 @@ python_interpreter& python_interpreter::instance() {
 
 void python_interpreter::flush_output() { output_.flush(); }
 
+void python_interpreter::set_thread_publisher(thread_publisher publisher) {
+    thread_publisher_ = std::move(publisher);
+}
+
+void python_interpreter::publish_display(const std::string& msg_type, nl::json data,
+                                         nl::json metadata, nl::json transient) {
+    flush_output();
+    if (std::this_thread::get_id() == main_thread_ || !thread_publisher_) {
+        if (msg_type == "update_display_data") {
+            update_display_data(std::move(data), std::move(metadata), std::move(transient));
+        } else {
+            display_data(std::move(data), std::move(metadata), std::move(transient));
+        }
+        return;
+    }
+    thread_publisher_(msg_type, nl::json{{"data", std::move(data)},
+                                         {"metadata", std::move(metadata)},
+                                         {"transient", std::move(transient)}});
+}
+
+void python_interpreter::publish_clear_output(bool wait) {
+    flush_output();
+    if (std::this_thread::get_id() == main_thread_ || !thread_publisher_) {
+        clear_output(wait);
+        return;
+    }
+    thread_publisher_("clear_output", nl::json{{"wait", wait}});
+}
+
 std::string python_interpreter::read_input(const std::string& prompt, bool password) {
     input_value_.clear();
     register_input_handler([this](const std::string& value) { input_value_ = value; });

@@ -1,9 +1,11 @@
 #pragma once
 
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <pybind11/pybind11.h>
 #include <xeus/xcomm.hpp>
@@ -34,6 +36,15 @@ public:
 
     // Forwards what was written to fds 1 and 2 so far (keeps streams before rich outputs).
     void flush_output();
+
+    // Publishing for the native module. On the main thread the message goes through xeus (parent:
+    // the request being handled); a Python thread must not touch xeus' request state, so its
+    // messages go through `thread_publisher` (parent: the last request that ran user code).
+    using thread_publisher = std::function<void(const std::string& msg_type, nl::json content)>;
+    void set_thread_publisher(thread_publisher publisher);
+    void publish_display(const std::string& msg_type, nl::json data, nl::json metadata,
+                         nl::json transient);
+    void publish_clear_output(bool wait);
 
     // input()/getpass() over the stdin channel; called with the GIL released.
     std::string read_input(const std::string& prompt, bool password);
@@ -82,6 +93,8 @@ private:
     std::list<xeus::xcomm> comms_;
     std::list<xeus::xguid> closed_comms_;
     std::string input_value_;
+    std::thread::id main_thread_ = std::this_thread::get_id();
+    thread_publisher thread_publisher_;
 };
 
 }  // namespace kh::python_kernel

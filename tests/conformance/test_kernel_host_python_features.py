@@ -187,6 +187,17 @@ def test_background_thread_output_after_the_cell(kc):
     shell_reply(kc, msg_id)
 
 
+def test_display_from_a_thread(kc):
+    msg_id = kc.execute("import threading\n"
+                        "t = threading.Thread(target=lambda: display({'from': 'thread'}))\n"
+                        "t.start(); t.join()")
+    shown = []
+    wait_idle(kc, msg_id, lambda m: m["msg_type"] == "display_data" and shown.append(m))
+    assert shown and shown[0]["content"]["data"]["text/plain"] == "{'from': 'thread'}"
+    assert shown[0]["parent_header"]["msg_id"] == msg_id
+    shell_reply(kc, msg_id)
+
+
 def test_interrupt_slow_repr(kernel):
     _interrupt(*kernel, "class Slow:\n    def _repr_html_(self):\n        while True: pass\nSlow()")
 
