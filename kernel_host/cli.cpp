@@ -13,6 +13,7 @@
 #include "contexts/kernel_manager.hpp"
 #include "contexts/kernelspec.hpp"
 #include "contexts/reactor.hpp"
+#include "kernel_host/notebook_commands.hpp"
 
 namespace kh::host {
 namespace {
@@ -141,6 +142,7 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   run_cmd->add_option("code", code, "The code to run, or - to read it from standard input")->required();
+  add_notebook_commands(app);  // run, export (kernel_host/notebook_commands.cpp)
 
   try {
     app.parse(argc, argv);

@@ -14,6 +14,7 @@ apt_packages=(
   python3-ipykernel python3-jupyter-client python3-jupyter-kernel-test python3-pytest
   python3-numpy python3-matplotlib python3-pandas python3-pil
   xpython bubblewrap curl libcli11-dev
+  python3-nbclient python3-nbconvert python3-nbformat jupyter-nbconvert chromium
 )
 
 missing=()
