@@ -21,6 +21,15 @@ std::string_view errc_name(errc code) noexcept {
     case errc::protocol_error: return "PROTOCOL_ERROR";
     case errc::io_error: return "IO_ERROR";
     case errc::container_not_ready: return "CONTAINER_NOT_READY";
+    case errc::context_not_found: return "CONTEXT_NOT_FOUND";
+    case errc::validation_failed: return "VALIDATION_FAILED";
+    case errc::unauthorized: return "UNAUTHORIZED";
+    case errc::permission_denied: return "PERMISSION_DENIED";
+    case errc::payload_too_large: return "PAYLOAD_TOO_LARGE";
+    case errc::method_not_allowed: return "METHOD_NOT_ALLOWED";
+    case errc::resource_busy: return "RESOURCE_BUSY";
+    case errc::interpreter_not_ready: return "INTERPRETER_NOT_READY";
+    case errc::session_not_found: return "SESSION_NOT_FOUND";
   }
   return "INTERNAL_ERROR";
 }

@@ -30,6 +30,15 @@ enum class errc {
   protocol_error,       // malformed or wrongly signed Jupyter message
   io_error,             // a system call failed
   container_not_ready,  // retryable: the sandbox or kernel is starting
+  context_not_found,    // no language context with that id
+  validation_failed,    // a request body or parameter has the wrong shape or type
+  unauthorized,         // no credentials given
+  permission_denied,    // credentials given but wrong, or the operation is not allowed
+  payload_too_large,    // a request body beyond the configured limit
+  method_not_allowed,   // the route exists but not with this HTTP method
+  resource_busy,        // a limit is reached (e.g. the maximum number of contexts)
+  interpreter_not_ready,  // retryable: no kernel of that language can be started yet
+  session_not_found,    // no Jupyter notebook session with that id
 };
 
 // The API name of an error code, e.g. errc::kernel_died -> "KERNEL_DIED".

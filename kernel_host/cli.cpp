@@ -14,6 +14,7 @@
 #include "contexts/kernelspec.hpp"
 #include "contexts/reactor.hpp"
 #include "kernel_host/notebook_commands.hpp"
+#include "kernel_host/serve.hpp"
 
 namespace kh::host {
 namespace {
@@ -144,6 +145,9 @@ int run_cli(int argc, char** argv) {
   run_cmd->add_option("code", code, "The code to run, or - to read it from standard input")->required();
   add_notebook_commands(app);  // run, export (kernel_host/notebook_commands.cpp)
 
+  serve_options serve_opts;
+  auto* serve_cmd = add_serve_command(app, serve_opts);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -152,6 +156,7 @@ int run_cli(int argc, char** argv) {
   if (!log_level.empty()) kh::log::set_level(log_level);
   if (*specs_cmd) return list_kernelspecs(as_json);
   if (*run_cmd) return run_code(kernel, timeout_s, code);
+  if (*serve_cmd) return run_serve(serve_opts);
   return 0;
 }
 

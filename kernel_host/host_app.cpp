@@ -1,0 +1,55 @@
+#include "kernel_host/host_app.hpp"
+
+#include "common/log.hpp"
+#include "kernel_host/api/interpreter_api.hpp"
+#include "kernel_host/cli.hpp"
+
+namespace kh::host {
+
+namespace fs = std::filesystem;
+
+fs::path default_data_dir() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) return fs::path(xdg) / "kernel-host";
+  if (const char* home = std::getenv("HOME"); home && *home) return fs::path(home) / ".local/share/kernel-host";
+  return fs::temp_directory_path() / "kernel-host";
+}
+
+host_app::host_app(host_config config) : config_(std::move(config)) {
+  if (config_.data_dir.empty()) config_.data_dir = default_data_dir();
+  auto& c = config_.contexts;
+  if (c.data_path.empty()) c.data_path = kernel_data_path();
+  if (c.workspace.empty()) c.workspace = config_.data_dir / "workspace";
+  if (c.runtime_dir.empty()) c.runtime_dir = config_.data_dir / "runtime";
+  std::error_code ec;
+  fs::create_directories(c.workspace, ec);
+  fs::create_directories(c.runtime_dir, ec);
+  fs::permissions(c.runtime_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
+
+  reactor_ = std::make_unique<contexts::reactor>();
+  contexts_ = std::make_unique<context_manager>(*reactor_, c);
+  blocking_ = std::make_unique<server::work_pool>(config_.blocking_threads);
+  routes_ = std::make_unique<server::router>();
+  api::register_interpreter_api(*routes_, *contexts_, *blocking_);
+  server_ = std::make_unique<server::http_server>(config_.server, *routes_);
+}
+
+host_app::~host_app() { stop(); }
+
+result<void> host_app::start() {
+  if (auto listening = server_->start(); !listening) return listening;
+  contexts_->start_background();
+  return {};
+}
+
+void host_app::stop(std::chrono::milliseconds deadline) {
+  if (stopped_) return;
+  stopped_ = true;
+  auto log = kh::log::get("server");
+  log->info("stopping: finishing in-flight requests (deadline {} ms)", deadline.count());
+  server_->stop(deadline);      // streams still open see a disconnect and interrupt their cells
+  contexts_->shutdown_all();    // every kernel by its ladder, in parallel
+  blocking_->join();
+  log->info("stopped");
+}
+
+}  // namespace kh::host

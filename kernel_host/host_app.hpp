@@ -1,0 +1,55 @@
+#pragma once
+// host_app: the composition root of the daemon. Owns the reactor, the context manager, the
+// blocking work pool, the routes and the HTTP server, and stops them in order.
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "common/error.hpp"
+#include "kernel_host/context_manager.hpp"
+#include "kernel_host/server/http_server.hpp"
+#include "kernel_host/server/work_pool.hpp"
+
+namespace kh::host {
+
+struct host_config {
+  server::server_config server;
+  std::filesystem::path data_dir;  // workspace/ and runtime/ live below it
+  context_manager_config contexts;  // data_path, workspace and runtime_dir are filled from data_dir when empty
+  int blocking_threads = 8;
+};
+
+class host_app {
+ public:
+  explicit host_app(host_config config);
+  ~host_app();  // stop() with the default deadline if still running
+  host_app(const host_app&) = delete;
+  host_app& operator=(const host_app&) = delete;
+
+  // Starts the kernel pool and the listener.
+  result<void> start();
+  std::uint16_t port() const { return server_->port(); }
+  const host_config& config() const noexcept { return config_; }
+  context_manager& contexts() noexcept { return *contexts_; }
+  server::http_server& server() noexcept { return *server_; }
+
+  // Stops accepting, finishes in-flight requests until `deadline`, shuts every kernel down by
+  // its ladder (in parallel), joins every thread. Idempotent.
+  void stop(std::chrono::milliseconds deadline = std::chrono::milliseconds(5000));
+
+ private:
+  host_config config_;
+  std::unique_ptr<contexts::reactor> reactor_;
+  std::unique_ptr<context_manager> contexts_;
+  std::unique_ptr<server::work_pool> blocking_;
+  std::unique_ptr<server::router> routes_;
+  std::unique_ptr<server::http_server> server_;
+  bool stopped_ = false;
+};
+
+// $XDG_DATA_HOME/kernel-host, else ~/.local/share/kernel-host.
+std::filesystem::path default_data_dir();
+
+}  // namespace kh::host

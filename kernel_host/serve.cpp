@@ -1,0 +1,131 @@
+#include "kernel_host/serve.hpp"
+
+#include <csignal>
+#include <cstdio>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "common/ids.hpp"
+#include "common/log.hpp"
+#include "kernel_host/host_app.hpp"
+
+namespace kh::host {
+namespace {
+
+// "128MiB", "64k", "1000" -> bytes; 0 on a parse error.
+std::size_t parse_size(std::string text) {
+  std::size_t pos = 0;
+  unsigned long long n = 0;
+  try {
+    n = std::stoull(text, &pos);
+  } catch (...) {
+    return 0;
+  }
+  std::string unit = text.substr(pos);
+  for (auto& ch : unit) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (unit.empty() || unit == "b") return n;
+  if (unit == "k" || unit == "kb" || unit == "kib") return n << 10;
+  if (unit == "m" || unit == "mb" || unit == "mib") return n << 20;
+  if (unit == "g" || unit == "gb" || unit == "gib") return n << 30;
+  return 0;
+}
+
+}  // namespace
+
+CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
+  auto* cmd = app.add_subcommand("serve", "Run the daemon: the code-interpreter API (Cloudflare Sandbox contract) over HTTP/SSE.\n"
+                                          "Stops gracefully on SIGTERM/SIGINT (in-flight requests finish, kernels shut down) and exits 0.");
+  cmd->add_option("--listen", o.listen, "HOST:PORT to listen on; port 0 picks a free port (printed)")
+      ->envname("KH_LISTEN")->capture_default_str();
+  cmd->add_option("--token", o.token,
+                  "Token clients must present (Authorization: Bearer T | token T, or ?token=T). Required beyond loopback: "
+                  "generated and printed when missing there")
+      ->envname("KH_TOKEN");
+  cmd->add_option("--data-dir", o.data_dir, "Folder for the workspace and kernel runtime files (default ~/.local/share/kernel-host)")
+      ->envname("KH_DATA_DIR");
+  cmd->add_option("--body-limit", o.body_limit, "Largest request body (e.g. 128MiB); larger bodies get 413")
+      ->envname("KH_BODY_LIMIT")->capture_default_str();
+  cmd->add_option("--header-timeout-ms", o.header_timeout_ms, "Time allowed from a request's first byte to its last header")
+      ->envname("KH_HEADER_TIMEOUT_MS")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--idle-timeout-ms", o.idle_timeout_ms, "An idle keep-alive connection (or a stalled body) is closed after this")
+      ->envname("KH_IDLE_TIMEOUT_MS")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--shutdown-deadline-ms", o.shutdown_deadline_ms, "On SIGTERM, how long in-flight requests may take before being cut")
+      ->envname("KH_SHUTDOWN_DEADLINE_MS")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--threads", o.threads, "I/O threads")->envname("KH_THREADS")->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--python-pool", o.python_pool, "Pre-warmed Python kernels")->envname("KH_PYTHON_POOL")->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  cmd->add_option("--javascript-pool", o.javascript_pool, "Pre-warmed JavaScript/TypeScript (Deno) kernels")
+      ->envname("KH_JAVASCRIPT_POOL")->capture_default_str()->check(CLI::Range(0, 64));
+  cmd->add_option("--max-contexts", o.max_contexts, "Most live contexts at once")->envname("KH_MAX_CONTEXTS")->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--cull-idle-s", o.cull_idle_s, "Delete contexts idle this long (0: never)")->envname("KH_CULL_IDLE_S")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  // A config file holds the same options (TOML/INI: listen = "0.0.0.0:3000").
+  cmd->set_config("--config", "", "Read options from this TOML/INI file (env KH_CONFIG)")->envname("KH_CONFIG");
+  return cmd;
+}
+
+int run_serve(const serve_options& o) {
+  host_config config;
+  const auto colon = o.listen.rfind(':');
+  if (colon == std::string::npos) {
+    std::fprintf(stderr, "error: --listen must be HOST:PORT, got '%s'\n", o.listen.c_str());
+    return 2;
+  }
+  config.server.host = o.listen.substr(0, colon);
+  try {
+    const int port = std::stoi(o.listen.substr(colon + 1));
+    if (port < 0 || port > 65535) throw std::out_of_range("port");
+    config.server.port = static_cast<std::uint16_t>(port);
+  } catch (...) {
+    std::fprintf(stderr, "error: --listen port must be 0..65535, got '%s'\n", o.listen.c_str());
+    return 2;
+  }
+  config.server.body_limit = parse_size(o.body_limit);
+  if (config.server.body_limit == 0) {
+    std::fprintf(stderr, "error: --body-limit must be a size like 128MiB, got '%s'\n", o.body_limit.c_str());
+    return 2;
+  }
+  config.server.header_timeout = std::chrono::milliseconds(o.header_timeout_ms);
+  config.server.idle_timeout = std::chrono::milliseconds(o.idle_timeout_ms);
+  config.server.threads = o.threads;
+  config.server.token = o.token;
+  bool generated = false;
+  if (config.server.token.empty() && !server::is_loopback_host(config.server.host)) {
+    config.server.token = kh::random_hex(24);
+    generated = true;
+  }
+  config.data_dir = o.data_dir;
+  config.contexts.pool_sizes = {{"python", o.python_pool}, {"javascript", o.javascript_pool}};
+  config.contexts.max_contexts = static_cast<std::size_t>(o.max_contexts);
+  config.contexts.cull_idle = std::chrono::milliseconds(static_cast<long long>(o.cull_idle_s) * 1000);
+
+  // Block the stop signals in every thread (threads inherit the mask) and wait for them here.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  host_app app(config);
+  if (auto started = app.start(); !started) {
+    std::fprintf(stderr, "error: %s\n", started.error().to_string().c_str());
+    return 2;
+  }
+  const std::string host = config.server.host.find(':') != std::string::npos && config.server.host.front() != '['
+                               ? "[" + config.server.host + "]" : config.server.host;
+  std::printf("kernel-host %s listening on http://%s:%u\n", KH_VERSION, host.c_str(), app.port());
+  if (generated) std::printf("token: %s\n", config.server.token.c_str());
+  std::fflush(stdout);
+
+  int received = 0;
+  sigwait(&signals, &received);
+  kh::log::get("server")->warn("received {}, shutting down", received == SIGTERM ? "SIGTERM" : "SIGINT");
+  app.stop(std::chrono::milliseconds(o.shutdown_deadline_ms));
+  std::printf("kernel-host stopped\n");
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace kh::host

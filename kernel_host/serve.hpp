@@ -1,0 +1,33 @@
+#pragma once
+// `kernel-host serve`: options (flags, environment, config file) and the daemon's main loop.
+
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace kh::host {
+
+struct serve_options {
+  std::string listen = "127.0.0.1:3000";
+  std::string token;
+  std::string data_dir;
+  std::string body_limit = "128MiB";
+  int header_timeout_ms = 30'000;
+  int idle_timeout_ms = 255'000;
+  int shutdown_deadline_ms = 5'000;
+  int threads = 2;
+  int python_pool = 1;
+  int javascript_pool = 0;
+  int max_contexts = 64;
+  int cull_idle_s = 0;
+};
+
+// Registers the `serve` subcommand with its options; returns it.
+CLI::App* add_serve_command(CLI::App& app, serve_options& options);
+
+// Runs the daemon until SIGTERM/SIGINT; returns the exit code.
+int run_serve(const serve_options& options);
+
+}  // namespace kh::host

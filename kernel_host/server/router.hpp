@@ -1,0 +1,45 @@
+#pragma once
+// router: method + path pattern -> handler. Patterns have literal segments and {name} segments.
+// Paths under /sandboxes/{id}/... are routed as the same path without the prefix, with the
+// sandbox id set; everything else addresses the "default" sandbox.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernel_host/server/http_types.hpp"
+
+namespace kh::server {
+
+using handler = std::function<void(request_context&)>;
+
+// A WebSocket upgrade for a route; the handler takes the socket over (see http_server).
+struct route_result {
+  const handler* found = nullptr;            // the handler, when method and path match
+  bool path_known = false;                   // some route has this path (405 when the method differs)
+  std::vector<std::string> allowed_methods;  // for 405 and OPTIONS
+};
+
+class router {
+ public:
+  void add(std::string method, std::string pattern, handler h);
+
+  // Strips /sandboxes/{id}, matches, fills ctx.params and ctx.sandbox_id.
+  route_result match(request_context& ctx) const;
+
+  // Matches and runs the handler, or answers 404/405 (and 204 for OPTIONS preflights).
+  void dispatch(request_context& ctx) const;
+
+ private:
+  struct route {
+    std::string method;
+    std::vector<std::string> segments;
+    handler fn;
+  };
+  std::vector<route> routes_;
+};
+
+// Splits "/a/b/c" into {"a","b","c"} (empty segments dropped).
+std::vector<std::string> split_path(std::string_view path);
+
+}  // namespace kh::server
