@@ -41,6 +41,13 @@ if [ ! -x "$deps/node_modules/.bin/deno" ] || ! "$deps/node_modules/.bin/deno" -
   [ -f "$deps/package.json" ] || echo '{"name":"kernel-host-deps","private":true}' > "$deps/package.json"
   (cd "$deps" && npm install --no-audit --no-fund --loglevel=error deno@2)
 fi
+# Real API clients for the Node tests (tests/node): the Cloudflare Sandbox SDK and JupyterLab's services.
+node_test_packages=(@cloudflare/sandbox@0.12.10 @jupyterlab/services@7 ws@8)
+if [ ! -d "$deps/node_modules/@cloudflare/sandbox" ] || [ ! -d "$deps/node_modules/@jupyterlab/services" ] ||
+   [ ! -d "$deps/node_modules/ws" ]; then
+  echo "setup: installing the Node test clients into $deps"
+  (cd "$deps" && npm install --no-audit --no-fund --loglevel=error "${node_test_packages[@]}")
+fi
 deno_bin=$(readlink -f "$deps/node_modules/.bin/deno")
 echo "setup: deno $("$deno_bin" --version | head -1)"
 

@@ -1,0 +1,126 @@
+// The real @cloudflare/sandbox client classes against kernel-host (code-interpreter API).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { CodeInterpreter, SandboxClient, parseSSEStream } from '@cloudflare/sandbox';
+
+import { startDaemon } from './daemon.mjs';
+
+// A 1x1 PNG.
+const PNG_B64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+
+describe('@cloudflare/sandbox CodeInterpreter', () => {
+  let daemon;
+  let client;
+  let ci;
+
+  before(async () => {
+    daemon = await startDaemon();
+    client = new SandboxClient({ baseUrl: daemon.url, retryTimeoutMs: 5000 });
+    ci = new CodeInterpreter(client.interpreter);
+  });
+
+  after(async () => {
+    const { code } = await daemon.stop();
+    assert.equal(code, 0, 'SIGTERM must stop the daemon with exit code 0');
+  });
+
+  test('ping', async () => {
+    const res = await fetch(`${daemon.url}/api/ping`);
+    assert.equal(res.status, 200);
+    assert.equal((await res.json()).status, 'healthy');
+  });
+
+  test('python: stdout and the main result, with callbacks as they happen', async () => {
+    const ctx = await ci.createCodeContext({ language: 'python' });
+    assert.equal(ctx.language, 'python');
+    const seen = [];
+    const execution = await ci.runCode('print("hello")\n6*7', {
+      context: ctx,
+      onStdout: (o) => seen.push(['stdout', o.text]),
+      onResult: (r) => seen.push(['result', r.text]),
+    });
+    assert.deepEqual(execution.logs.stdout, ['hello\n']);
+    assert.equal(execution.results.length, 1);
+    assert.equal(execution.results[0].text, '42');
+    assert.deepEqual(seen, [['stdout', 'hello\n'], ['result', '42']]);
+    assert.equal(execution.error, undefined);
+    await ci.deleteCodeContext(ctx.id);
+  });
+
+  test('python: png and html results', async () => {
+    const ctx = await ci.createCodeContext({ language: 'python' });
+    const code = [
+      'import base64',
+      'class Pic:',
+      `    def _repr_png_(self): return base64.b64decode("${PNG_B64}")`,
+      'class Page:',
+      '    def _repr_html_(self): return "<b>bold</b>"',
+      'display(Pic())',
+      'Page()',
+    ].join('\n');
+    const execution = await ci.runCode(code, { context: ctx });
+    assert.equal(execution.error, undefined, JSON.stringify(execution.error));
+    const png = execution.results.find((r) => r.png);
+    const html = execution.results.find((r) => r.html);
+    assert.ok(png, 'a png result');
+    assert.equal(png.png, PNG_B64);
+    assert.ok(html, 'an html result');
+    assert.equal(html.html, '<b>bold</b>');
+    assert.ok(png.formats().includes('png'));
+    await ci.deleteCodeContext(ctx.id);
+  });
+
+  test('python: errors reach onError and the execution', async () => {
+    const ctx = await ci.createCodeContext({ language: 'python' });
+    let reported;
+    const execution = await ci.runCode('1/0', { context: ctx, onError: (e) => (reported = e) });
+    assert.equal(execution.error.name, 'ZeroDivisionError');
+    assert.equal(reported.name, 'ZeroDivisionError');
+    assert.ok(Array.isArray(execution.error.traceback));
+    // The context stays usable.
+    const next = await ci.runCode('2+2', { context: ctx });
+    assert.equal(next.results[0].text, '4');
+    await ci.deleteCodeContext(ctx.id);
+  });
+
+  test('javascript and typescript contexts', async () => {
+    const js = await ci.createCodeContext({ language: 'javascript' });
+    const jsRun = await ci.runCode('console.log("hi from js"); 6 * 7', { context: js });
+    assert.deepEqual(jsRun.logs.stdout.join(''), 'hi from js\n');
+    assert.equal(jsRun.results.at(-1).text, '42');
+    const ts = await ci.createCodeContext({ language: 'typescript' });
+    const tsRun = await ci.runCode('const n: number = 5;\nn * 2', { context: ts });
+    assert.equal(tsRun.error, undefined, JSON.stringify(tsRun.error));
+    assert.equal(tsRun.results.at(-1).text, '10');
+    await ci.deleteCodeContext(js.id);
+    await ci.deleteCodeContext(ts.id);
+  });
+
+  test('list and delete contexts; unknown ids are typed errors', async () => {
+    const a = await ci.createCodeContext({ language: 'python' });
+    const listed = await ci.listCodeContexts();
+    assert.ok(listed.some((c) => c.id === a.id));
+    await ci.deleteCodeContext(a.id);
+    const after = await ci.listCodeContexts();
+    assert.ok(!after.some((c) => c.id === a.id));
+    await assert.rejects(ci.deleteCodeContext(a.id), (err) => err.code === 'CONTEXT_NOT_FOUND' && err.httpStatus === 404);
+  });
+
+  test('runCodeStream with parseSSEStream yields events in order', async () => {
+    const ctx = await ci.createCodeContext({ language: 'python' });
+    const stream = await ci.runCodeStream('print(1)\nprint(2)\n3', { context: ctx });
+    const types = [];
+    for await (const ev of parseSSEStream(stream)) types.push(ev.type);
+    assert.equal(types.at(-1), 'execution_complete');
+    assert.ok(types.indexOf('stdout') < types.indexOf('result'));
+    await ci.deleteCodeContext(ctx.id);
+  });
+
+  test('sandbox base URL picks the sandbox and reaches the same handlers', async () => {
+    const other = new SandboxClient({ baseUrl: `${daemon.url}/sandboxes/sb1`, retryTimeoutMs: 5000 });
+    const ctx = await new CodeInterpreter(other.interpreter).createCodeContext({ language: 'python' });
+    assert.ok(ctx.id);
+    await ci.deleteCodeContext(ctx.id);
+  });
+});
