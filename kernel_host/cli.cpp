@@ -14,6 +14,7 @@
 #include "contexts/kernelspec.hpp"
 #include "contexts/reactor.hpp"
 #include "kernel_host/notebook_commands.hpp"
+#include "kernel_host/kernelspec_install.hpp"
 #include "kernel_host/serve.hpp"
 
 namespace kh::host {
@@ -144,6 +145,7 @@ int run_cli(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   run_cmd->add_option("code", code, "The code to run, or - to read it from standard input")->required();
   add_notebook_commands(app);  // run, export (kernel_host/notebook_commands.cpp)
+  add_install_kernelspec_command(app);  // kernel_host/kernelspec_install.cpp
 
   serve_options serve_opts;
   auto* serve_cmd = add_serve_command(app, serve_opts);
