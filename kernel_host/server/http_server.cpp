@@ -16,6 +16,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <fmt/format.h>
 
 #include "common/log.hpp"
@@ -130,6 +131,96 @@ struct server_shared {
 
   server_shared(server_config c, const router& r) : config(std::move(c)), routes(r) {}
 };
+
+
+namespace {
+
+namespace websocket = beast::websocket;
+
+// One accepted WebSocket: a read loop and a write queue (one write in flight) on its strand.
+class ws_connection final : public websocket_peer, public std::enable_shared_from_this<ws_connection> {
+ public:
+  ws_connection(tcp::socket&& socket, server_shared& server) : ws_(std::move(socket)), server_(server) {}
+
+  void run(http::request<http::string_body> request) {
+    beast::get_lowest_layer(ws_).expires_never();
+    ws_.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
+    ws_.set_option(websocket::stream_base::decorator([protocol = subprotocol](websocket::response_type& res) {
+      res.set(http::field::server, "kernel-host");
+      if (!protocol.empty()) res.set(http::field::sec_websocket_protocol, protocol);
+    }));
+    ws_.read_message_max(server_.config.body_limit);
+    auto req = std::make_shared<http::request<http::string_body>>(std::move(request));
+    ws_.async_accept(*req, [self = shared_from_this(), req](beast::error_code ec) {
+      if (ec) return self->finish();
+      self->do_read();
+    });
+  }
+  void send_text(std::string data) override { enqueue(std::move(data), false); }
+  void send_binary(std::string data) override { enqueue(std::move(data), true); }
+  void close() override {
+    net::post(ws_.get_executor(), [self = shared_from_this()] {
+      if (self->closed_) return;
+      self->closing_ = true;
+      if (!self->writing_) self->do_close();
+    });
+  }
+
+ private:
+  void enqueue(std::string data, bool binary) {
+    net::post(ws_.get_executor(), [self = shared_from_this(), data = std::move(data), binary]() mutable {
+      if (self->closed_ || self->closing_) return;
+      self->queue_.emplace_back(std::move(data), binary);
+      if (!self->writing_) self->do_write();
+    });
+  }
+  void do_write() {
+    if (queue_.empty()) {
+      writing_ = false;
+      if (closing_) do_close();
+      return;
+    }
+    writing_ = true;
+    ws_.binary(queue_.front().second);
+    ws_.async_write(net::buffer(queue_.front().first), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (!self->queue_.empty()) self->queue_.pop_front();
+      if (ec) return self->finish();
+      self->do_write();
+    });
+  }
+  void do_read() {
+    ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->finish();
+      std::string data = beast::buffers_to_string(self->buffer_.data());
+      self->buffer_.consume(self->buffer_.size());
+      if (self->on_message) self->on_message(std::move(data), !self->ws_.got_text());
+      self->do_read();
+    });
+  }
+  void do_close() {
+    ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](beast::error_code) { self->finish(); });
+  }
+  void finish() {
+    if (closed_) return;
+    closed_ = true;
+    if (!writing_) queue_.clear();  // an async_write in flight still reads the front buffer
+    auto on_close_handler = std::exchange(on_close, nullptr);
+    on_message = nullptr;
+    if (on_close_handler) on_close_handler();
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().close(ignored);
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  server_shared& server_;
+  beast::flat_buffer buffer_;
+  std::deque<std::pair<std::string, bool>> queue_;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace
 
 namespace {
 
@@ -299,6 +390,17 @@ void http_connection::handle_request() {
           missing ? errc::unauthorized : errc::permission_denied,
           missing ? "a token is required: send 'Authorization: Bearer <token>' or ?token=<token>"
                   : "the token is wrong"}));
+      return;
+    }
+  }
+  if (beast::websocket::is_upgrade(msg)) {
+    if (const auto* ws_handler = server_.routes.match_websocket(ctx)) {
+      auto ws = std::make_shared<ws_connection>(stream_.release_socket(), server_);
+      closed_ = true;  // the socket now belongs to the WebSocket
+      status_ = 101;
+      log_access();
+      (*ws_handler)(ctx, ws);
+      ws->run(std::move(msg));
       return;
     }
   }

@@ -56,6 +56,20 @@ struct request_context {
   std::shared_ptr<responder> out;
 };
 
+// An accepted WebSocket, as handlers see it. send_* and close are thread-safe (one write in
+// flight, the rest queued). The handler sets on_message/on_close before it returns; they run on
+// the connection's strand. Handlers capture the peer weakly to avoid cycles.
+class websocket_peer {
+ public:
+  virtual ~websocket_peer() = default;
+  virtual void send_text(std::string data) = 0;
+  virtual void send_binary(std::string data) = 0;
+  virtual void close() = 0;
+  std::function<void(std::string data, bool binary)> on_message;
+  std::function<void()> on_close;
+  std::string subprotocol;  // chosen by the handler from Sec-WebSocket-Protocol; "" for none
+};
+
 // Percent-decoding ("+" is kept: it means a space only in forms).
 std::string percent_decode(std::string_view in);
 

@@ -69,6 +69,42 @@ void router::add(std::string method, std::string pattern, handler h) {
   routes_.push_back(route{std::move(method), split_path(pattern), std::move(h)});
 }
 
+void router::add_websocket(std::string pattern, websocket_handler h) {
+  websocket_routes_.push_back(websocket_route{split_path(pattern), std::move(h)});
+}
+
+namespace {
+bool match_segments(const std::vector<std::string>& pattern, const std::vector<std::string>& segments,
+                    std::map<std::string, std::string>& params) {
+  if (pattern.size() != segments.size()) return false;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const auto& pat = pattern[i];
+    if (pat.size() > 2 && pat.front() == '{' && pat.back() == '}')
+      params[pat.substr(1, pat.size() - 2)] = segments[i];
+    else if (pat != segments[i])
+      return false;
+  }
+  return true;
+}
+}  // namespace
+
+const websocket_handler* router::match_websocket(request_context& ctx) const {
+  auto segments = split_path(ctx.request.path);
+  ctx.sandbox_id = "default";
+  if (segments.size() >= 2 && segments[0] == "sandboxes") {
+    ctx.sandbox_id = segments[1];
+    segments.erase(segments.begin(), segments.begin() + 2);
+  }
+  for (const auto& r : websocket_routes_) {
+    std::map<std::string, std::string> params;
+    if (match_segments(r.segments, segments, params)) {
+      ctx.params = std::move(params);
+      return &r.fn;
+    }
+  }
+  return nullptr;
+}
+
 route_result router::match(request_context& ctx) const {
   auto segments = split_path(ctx.request.path);
   ctx.sandbox_id = "default";

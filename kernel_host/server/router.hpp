@@ -12,6 +12,7 @@
 namespace kh::server {
 
 using handler = std::function<void(request_context&)>;
+using websocket_handler = std::function<void(request_context&, std::shared_ptr<websocket_peer>)>;
 
 // A WebSocket upgrade for a route; the handler takes the socket over (see http_server).
 struct route_result {
@@ -23,6 +24,10 @@ struct route_result {
 class router {
  public:
   void add(std::string method, std::string pattern, handler h);
+  // A WebSocket endpoint (GET with Upgrade: websocket).
+  void add_websocket(std::string pattern, websocket_handler h);
+  // The WebSocket handler for the path (fills params and sandbox_id), or nullptr.
+  const websocket_handler* match_websocket(request_context& ctx) const;
 
   // Strips /sandboxes/{id}, matches, fills ctx.params and ctx.sandbox_id.
   route_result match(request_context& ctx) const;
@@ -37,6 +42,11 @@ class router {
     handler fn;
   };
   std::vector<route> routes_;
+  struct websocket_route {
+    std::vector<std::string> segments;
+    websocket_handler fn;
+  };
+  std::vector<websocket_route> websocket_routes_;
 };
 
 // Splits "/a/b/c" into {"a","b","c"} (empty segments dropped).
