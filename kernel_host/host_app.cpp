@@ -31,7 +31,8 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   blocking_ = std::make_unique<server::work_pool>(config_.blocking_threads);
   routes_ = std::make_unique<server::router>();
   api::register_interpreter_api(*routes_, *contexts_, *blocking_);
-  api::register_jupyter_api(*routes_, *contexts_, *blocking_, c.data_path);
+  sessions_ = std::make_unique<notebook_session_manager>();
+  api::register_jupyter_api(*routes_, *contexts_, *sessions_, *blocking_, c.data_path);
   server_ = std::make_unique<server::http_server>(config_.server, *routes_);
 }
 

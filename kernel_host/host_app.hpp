@@ -9,6 +9,7 @@
 
 #include "common/error.hpp"
 #include "kernel_host/context_manager.hpp"
+#include "kernel_host/notebook_session_manager.hpp"
 #include "kernel_host/server/http_server.hpp"
 #include "kernel_host/server/work_pool.hpp"
 
@@ -43,6 +44,7 @@ class host_app {
   host_config config_;
   std::unique_ptr<contexts::reactor> reactor_;
   std::unique_ptr<context_manager> contexts_;
+  std::unique_ptr<notebook_session_manager> sessions_;
   std::unique_ptr<server::work_pool> blocking_;
   std::unique_ptr<server::router> routes_;
   std::unique_ptr<server::http_server> server_;

@@ -169,8 +169,130 @@ void open_channels(host::context_manager& contexts, server::request_context& rc,
 
 }  // namespace
 
-void register_jupyter_api(server::router& routes, host::context_manager& contexts, server::work_pool& pool,
+namespace {
+
+nl::json session_model(const host::notebook_session& s, host::context_manager& contexts) {
+  auto kernel = contexts.get(s.kernel_id);
+  return {{"id", s.id},
+          {"path", s.path},
+          {"name", s.name},
+          {"type", s.type},
+          {"kernel", kernel ? kernel_model(**kernel) : nl::json(nullptr)},
+          {"notebook", {{"path", s.path}, {"name", s.name}}}};
+}
+
+// The kernel a session asks for: an existing id, or a new kernel of a name (default: Python).
+result<std::string> session_kernel(host::context_manager& contexts, const nl::json& kernel, const std::string& path) {
+  if (kernel.is_object() && kernel.contains("id") && kernel["id"].is_string()) {
+    auto c = contexts.get(kernel["id"].get<std::string>());
+    if (!c) return std::unexpected(c.error());
+    return (*c)->id();
+  }
+  host::context_request req;
+  if (kernel.is_object() && kernel.contains("name") && kernel["name"].is_string()) req.kernel = kernel["name"];
+  if (req.kernel.empty()) {
+    auto python = contexts.spec_for("python");
+    if (!python) return std::unexpected(python.error());
+    req.kernel = python->name;
+  }
+  (void)path;
+  auto made = contexts.create(req);
+  if (!made) return std::unexpected(made.error());
+  return (*made)->id();
+}
+
+void register_sessions(server::router& routes, host::context_manager& contexts, host::notebook_session_manager& sessions,
+                       server::work_pool& pool) {
+  auto prune = [&contexts, &sessions] { sessions.prune([&](const std::string& id) { return contexts.get(id).has_value(); }); };
+  routes.add("GET", "/api/sessions", [&contexts, &sessions, prune](request_context& rc) {
+    prune();
+    nl::json list = nl::json::array();
+    for (const auto& s : sessions.list()) list.push_back(session_model(s, contexts));
+    send_json(*rc.out, 200, list);
+  });
+  routes.add("GET", "/api/sessions/{id}", [&contexts, &sessions, prune](request_context& rc) {
+    prune();
+    auto s = sessions.get(rc.params["id"]);
+    if (!s) return send_error(*rc.out, s.error());
+    send_json(*rc.out, 200, session_model(*s, contexts));
+  });
+  routes.add("POST", "/api/sessions", [&contexts, &sessions, &pool, prune](request_context& rc) {
+    auto body = json_object_body(rc.request);
+    if (!body) return send_error(*rc.out, body.error());
+    host::notebook_session s;
+    for (auto [field, target] : {std::pair{"path", &s.path}, std::pair{"name", &s.name}, std::pair{"type", &s.type}}) {
+      auto v = optional_string(*body, field);
+      if (!v) return send_error(*rc.out, v.error());
+      if (*v) *target = **v;
+    }
+    if (s.path.empty() && body->contains("notebook") && (*body)["notebook"].is_object())
+      s.path = (*body)["notebook"].value("path", "");
+    nl::json kernel = body->value("kernel", nl::json::object());
+    if (!kernel.is_object()) return send_error(*rc.out, error{errc::validation_failed, "field 'kernel' must be an object", {{"field", "kernel"}}});
+    prune();
+    if (!s.path.empty() && !kernel.contains("id"))
+      if (auto existing = sessions.find_by_path(s.path)) {
+        auto response = json_response(201, session_model(*existing, contexts));
+        response.headers.emplace_back("Location", "/api/sessions/" + existing->id);
+        return rc.out->send(std::move(response));
+      }
+    pool.post([out = rc.out, &contexts, &sessions, s, kernel]() mutable {
+      auto kernel_id = session_kernel(contexts, kernel, s.path);
+      if (!kernel_id) return send_error(*out, kernel_id.error());
+      s.kernel_id = *kernel_id;
+      auto added = sessions.add(s);
+      auto response = json_response(201, session_model(added, contexts));
+      response.headers.emplace_back("Location", "/api/sessions/" + added.id);
+      out->send(std::move(response));
+    });
+  });
+  routes.add("PATCH", "/api/sessions/{id}", [&contexts, &sessions, &pool](request_context& rc) {
+    auto body = json_object_body(rc.request);
+    if (!body) return send_error(*rc.out, body.error());
+    auto s = sessions.get(rc.params["id"]);
+    if (!s) return send_error(*rc.out, s.error());
+    for (auto [field, target] : {std::pair{"path", &s->path}, std::pair{"name", &s->name}, std::pair{"type", &s->type}}) {
+      auto v = optional_string(*body, field);
+      if (!v) return send_error(*rc.out, v.error());
+      if (*v) *target = **v;
+    }
+    nl::json kernel = body->value("kernel", nl::json());
+    if (!kernel.is_null() && !kernel.is_object())
+      return send_error(*rc.out, error{errc::validation_failed, "field 'kernel' must be an object", {{"field", "kernel"}}});
+    pool.post([out = rc.out, &contexts, &sessions, s = *s, kernel]() mutable {
+      std::string old_kernel;
+      if (kernel.is_object()) {
+        auto current = contexts.get(s.kernel_id);
+        const bool same_name = current && kernel.contains("name") && !kernel.contains("id") &&
+                               kernel["name"] == (*current)->kernel().spec().name;
+        if (!same_name) {
+          auto kernel_id = session_kernel(contexts, kernel, s.path);
+          if (!kernel_id) return send_error(*out, kernel_id.error());
+          if (*kernel_id != s.kernel_id) old_kernel = std::exchange(s.kernel_id, *kernel_id);
+        }
+      }
+      auto updated = sessions.update(s);
+      if (!updated) return send_error(*out, updated.error());
+      if (!old_kernel.empty()) (void)contexts.remove(old_kernel);
+      send_json(*out, 200, session_model(*updated, contexts));
+    });
+  });
+  routes.add("DELETE", "/api/sessions/{id}", [&contexts, &sessions, &pool](request_context& rc) {
+    auto removed = sessions.remove(rc.params["id"]);
+    if (!removed) return send_error(*rc.out, removed.error());
+    pool.post([out = rc.out, &contexts, kernel_id = removed->kernel_id] {
+      (void)contexts.remove(kernel_id);
+      out->send(server::http_response{.status = 204, .content_type = ""});
+    });
+  });
+}
+
+}  // namespace
+
+void register_jupyter_api(server::router& routes, host::context_manager& contexts,
+                          host::notebook_session_manager& sessions, server::work_pool& pool,
                           std::vector<std::filesystem::path> data_path) {
+  register_sessions(routes, contexts, sessions, pool);
   const std::string started = iso_timestamp();
   routes.add("GET", "/api", [](request_context& rc) { send_json(*rc.out, 200, {{"version", "2.0.0"}}); });
   routes.add("GET", "/api/status", [&contexts, started](request_context& rc) {

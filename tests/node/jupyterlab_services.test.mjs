@@ -94,3 +94,49 @@ describe('@jupyterlab/services', () => {
     await fetch(`${daemon.url}/api/contexts/${created.contextId}`, { method: 'DELETE' });
   });
 });
+
+describe('@jupyterlab/services SessionManager', () => {
+  let daemon;
+  let serverSettings;
+
+  before(async () => {
+    daemon = await startDaemon(['--python-pool', '0']);
+    serverSettings = ServerConnection.makeSettings({
+      baseUrl: `${daemon.url}/`,
+      wsUrl: daemon.url.replace('http', 'ws') + '/',
+      WebSocket,
+      appendToken: false,
+    });
+  });
+
+  after(async () => {
+    const { code } = await daemon.stop();
+    assert.equal(code, 0);
+  });
+
+  test('start a session, execute, rename, shut down', async () => {
+    const kernelManager = new KernelManager({ serverSettings });
+    const sessions = new services.SessionManager({ serverSettings, kernelManager });
+    await sessions.ready;
+    const session = await sessions.startNew({ path: 'work/a.ipynb', name: 'a.ipynb', type: 'notebook', kernel: { name: 'python3' } });
+    assert.equal(session.path, 'work/a.ipynb');
+    const future = session.kernel.requestExecute({ code: '21*2' });
+    let value;
+    future.onIOPub = (msg) => {
+      if (msg.header.msg_type === 'execute_result') value = msg.content.data['text/plain'];
+    };
+    await future.done;
+    assert.equal(value, '42');
+    await session.setPath('work/b.ipynb');
+    const models = await (await fetch(`${daemon.url}/api/sessions`)).json();
+    assert.equal(models.length, 1);
+    assert.equal(models[0].path, 'work/b.ipynb');
+    assert.equal(models[0].kernel.id, session.kernel.id);
+    const kernelId = session.kernel.id;
+    await session.shutdown();
+    assert.equal((await fetch(`${daemon.url}/api/sessions`).then((r) => r.json())).length, 0);
+    assert.equal((await fetch(`${daemon.url}/api/kernels/${kernelId}`)).status, 404);
+    sessions.dispose();
+    kernelManager.dispose();
+  });
+});

@@ -93,5 +93,24 @@ TEST_F(jupyter_api, contexts_and_kernels_are_one_thing) {
   EXPECT_EQ(req("DELETE", "/api/kernels/" + id).status, 204);
 }
 
+TEST_F(jupyter_api, sessions_crud_and_errors) {
+  auto created = req("POST", "/api/sessions", R"({"path": "x.ipynb", "type": "notebook", "kernel": {"name": "python3"}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  const std::string id = created.json()["id"];
+  const std::string kernel_id = created.json()["kernel"]["id"];
+  EXPECT_EQ(created.headers["location"], "/api/sessions/" + id);
+  // The same path gives the same session.
+  EXPECT_EQ(req("POST", "/api/sessions", R"({"path": "x.ipynb"})").json()["id"], id);
+  auto patched = req("PATCH", "/api/sessions/" + id, R"({"path": "y.ipynb"})");
+  EXPECT_EQ(patched.status, 200) << patched.body;
+  EXPECT_EQ(patched.json()["path"], "y.ipynb");
+  EXPECT_EQ(patched.json()["kernel"]["id"], kernel_id);
+  EXPECT_EQ(req("PATCH", "/api/sessions/" + id, R"({"path": 5})").status, 400);
+  EXPECT_EQ(req("GET", "/api/sessions/nope").json()["code"], "SESSION_NOT_FOUND");
+  EXPECT_EQ(req("DELETE", "/api/sessions/" + id).status, 204);
+  EXPECT_EQ(req("GET", "/api/sessions/" + id).status, 404);
+  EXPECT_EQ(req("GET", "/api/kernels/" + kernel_id).status, 404);
+}
+
 }  // namespace
 }  // namespace kh::host
