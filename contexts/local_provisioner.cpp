@@ -288,6 +288,9 @@ result<void> local_provisioner::launch(const launch_request& request) {
   posix_spawn_file_actions_addopen(&spawn.actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_adddup2(&spawn.actions, log_fd, STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&spawn.actions, log_fd, STDERR_FILENO);
+  // Nothing else of the daemon reaches the kernel: a client socket accepted on another thread
+  // but not yet marked close-on-exec would otherwise stay open in the kernel (no FIN on close).
+  posix_spawn_file_actions_addclosefrom_np(&spawn.actions, STDERR_FILENO + 1);
   if (!request.cwd.empty()) posix_spawn_file_actions_addchdir_np(&spawn.actions, request.cwd.c_str());
 
   std::vector<char*> c_argv;

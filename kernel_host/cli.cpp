@@ -134,7 +134,8 @@ int run_cli(int argc, char** argv) {
   auto* specs_cmd = app.add_subcommand("kernelspecs", "List the kernels kernel-host can launch (name, language, path).");
   specs_cmd->add_flag("--json", as_json, "Print the kernelspecs as JSON, as Jupyter Server's /api/kernelspecs");
 
-  std::string kernel = "python3";
+  // Our own Python kernel when it is installed (fast start, fast cells), else Debian's ipykernel.
+  std::string kernel = ctx::find_kernelspec("kernel-host-python", kernel_data_path()) ? "kernel-host-python" : "python3";
   double timeout_s = 60;
   std::string code;
   auto* run_cmd = app.add_subcommand("run-code", "Start a kernel, run one cell, print its outputs, shut the kernel down.\n"

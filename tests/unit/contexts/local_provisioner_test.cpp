@@ -120,6 +120,29 @@ TEST_F(local_provisioner_test, exit_status_and_connection_file) {
   EXPECT_EQ(p->exit_fd(), -1);
 }
 
+TEST_F(local_provisioner_test, inherits_no_descriptor_beyond_stdio) {
+  // A descriptor open here without close-on-exec (as an accepted socket may briefly be).
+  const int opened = ::open("/dev/null", O_RDONLY);
+  const int leaked = ::dup2(opened, 77);  // a number the listing itself will not use
+  ::close(opened);
+  ASSERT_EQ(leaked, 77);
+  auto p = make_local_provisioner();
+  ASSERT_TRUE(p->launch(request("ls /proc/self/fd")));
+  ASSERT_TRUE(p->wait(10s));
+  ::close(leaked);
+  std::string fds = read_file(log_path());
+  // ls itself opens one descriptor for the listing; everything else must be 0, 1, 2.
+  std::vector<int> numbers;
+  for (std::size_t pos = 0; pos < fds.size();) {
+    auto end = fds.find('\n', pos);
+    if (end == std::string::npos) end = fds.size();
+    if (end > pos) numbers.push_back(std::stoi(fds.substr(pos, end - pos)));
+    pos = end + 1;
+  }
+  EXPECT_LE(numbers.size(), 4u) << fds;
+  EXPECT_THAT(numbers, ::testing::Not(::testing::Contains(leaked))) << fds;
+}
+
 TEST_F(local_provisioner_test, signal_status) {
   auto p = make_local_provisioner();
   ASSERT_TRUE(p->launch(request("exec sleep 30")));
