@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One command from a fresh Debian 12 clone to a running product: installs what is missing,
-# builds, lists the kernels kernel-host can launch, and runs a sample cell in each.
+# builds, lists the kernels kernel-host can launch, runs a sample cell in each, then serves the
+# API on its default configuration (127.0.0.1:3000) until Ctrl-C. Set KH_NO_SERVE=1 to stop
+# after the sample cells.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -30,4 +32,17 @@ while read -r name language _; do
     echo "!! $name failed"; status=1
   fi
 done < <($kh kernelspecs)
-exit $status
+[ "$status" -eq 0 ] || exit $status
+[ "${KH_NO_SERVE:-}" = 1 ] && exit 0
+
+listen=${KH_LISTEN:-127.0.0.1:3000}
+cat <<HELP
+
+== kernel-host serve on $listen (Ctrl-C stops it) ==
+Try, from another terminal:
+  curl -s http://$listen/api/ping
+  curl -s -X POST http://$listen/api/contexts -d '{"language":"python"}'
+  curl -sN -X POST http://$listen/api/execute/code -d '{"context_id":"<contextId from above>","code":"print(6*7)"}'
+  curl -s http://$listen/api/kernels          # the same contexts, as Jupyter Server kernels
+HELP
+exec $kh serve --listen "$listen"
