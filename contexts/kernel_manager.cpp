@@ -348,7 +348,13 @@ result<execution_result> kernel_manager::execute_blocking(
     }
     if (auto* msg = std::get_if<message>(&next)) {
       const std::string type = msg->msg_type();
-      if (type == "status" || type == "execute_input") continue;
+      if (type == "status" || type == "execute_input") {
+        const std::string date = msg->header.value("date", "");
+        if (type == "execute_input") out.timing["iopub.execute_input"] = date;
+        else if (msg->content.value("execution_state", "") == "busy") out.timing["iopub.status.busy"] = date;
+        else if (msg->content.value("execution_state", "") == "idle") out.timing["iopub.status.idle"] = date;
+        continue;
+      }
       if (on_output) on_output(*msg);
       out.outputs.push_back(std::move(*msg));
     } else if (auto* input = std::get_if<input_event>(&next)) {

@@ -57,6 +57,9 @@ struct kernel_options {
 struct execution_result {
   std::vector<message> outputs;  // IOPub messages of the request except status and execute_input
   message reply;                 // execute_reply (its content has status ok/error)
+  // The kernel's own header dates of the request's IOPub milestones, as nbclient records them:
+  // "iopub.status.busy", "iopub.execute_input", "iopub.status.idle" (absent when not seen).
+  nl::json timing = nl::json::object();
   bool ok() const { return reply.content.value("status", "") == "ok"; }
 };
 

@@ -48,7 +48,7 @@ class kernel_cell_executor final : public rd::cell_executor {
       on_output(nl::json{{"header", m.header}, {"content", m.content}});
     });
     if (!r) return std::unexpected(r.error());
-    return nl::json{{"header", r->reply.header}, {"content", r->reply.content}};
+    return nl::json{{"header", r->reply.header}, {"content", r->reply.content}, {"timing", r->timing}};
   }
   nl::json kernel_info() override { return kernel_.kernel_info(); }
 

@@ -195,6 +195,7 @@ run_report notebook_runner::run(notebook& nb) {
     auto& cell = nb.cells()[index];
     const auto t0 = std::chrono::steady_clock::now();
     nl::json timing = {{"iopub.status.busy", utc_now()}};
+    nl::json kernel_timing = nl::json::object();
     const bool allowed_error = options_.allow_errors || nb.has_tag(index, "raises-exception");
     auto reply = executor_.execute(nb.source(index), !allowed_error, options_.timeout, [&](const nl::json& msg) {
       const std::string type = msg.contains("header") ? msg["header"].value("msg_type", "") : std::string();
@@ -206,6 +207,9 @@ run_report notebook_runner::run(notebook& nb) {
     std::string status = "ok";
     if (reply) {
       timing["shell.execute_reply"] = header_date(*reply);
+      if (reply->contains("timing") && (*reply)["timing"].is_object())
+        for (const auto& [key, date] : (*reply)["timing"].items())
+          if (date.is_string() && !date.get<std::string>().empty()) kernel_timing[key] = date;
       const auto& content = reply->contains("content") ? (*reply)["content"] : nl::json::object();
       if (content.value("status", "") == "error") {
         status = "error";
@@ -244,6 +248,7 @@ run_report notebook_runner::run(notebook& nb) {
     }
     if (reply) write_back();
     timing["iopub.status.idle"] = utc_now();
+    for (const auto& [key, date] : kernel_timing.items()) timing[key] = date;  // the kernel's own clock wins
     cell["metadata"]["execution"] = timing;
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (options_.on_progress)

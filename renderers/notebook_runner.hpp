@@ -33,7 +33,9 @@ class cell_executor {
   virtual ~cell_executor() = default;
   // Executes code. Each IOPub output message (stream, display_data, update_display_data,
   // execute_result, error, clear_output) goes to on_output as {"header", "content"} with
-  // header.msg_type. Returns the execute_reply as {"header", "content"}. Errors:
+  // header.msg_type. Returns the execute_reply as {"header", "content"}, optionally with
+  // "timing": the kernel's dates of iopub.status.busy / iopub.execute_input / iopub.status.idle
+  // (used for nbclient's execution metadata instead of local clock readings). Errors:
   // errc::timeout (past `timeout`; the kernel was interrupted), errc::kernel_died, errc::cancelled.
   virtual result<nl::json> execute(const std::string& code, bool stop_on_error, std::chrono::milliseconds timeout,
                                     const std::function<void(const nl::json& message)>& on_output) = 0;

@@ -76,6 +76,8 @@ TEST_F(ipykernel, outputs_arrive_in_order_with_result_last) {
   }
   EXPECT_EQ(seen, (std::vector<std::string>{"one", "two", "<b>three</b>", "four", "42"}));
   EXPECT_EQ(r->outputs.back().msg_type(), "execute_result");
+  for (const char* key : {"iopub.status.busy", "iopub.execute_input", "iopub.status.idle"})
+    EXPECT_FALSE(r->timing.value(key, "").empty()) << key;  // the kernel's own header dates
 }
 
 TEST_F(ipykernel, streams_arrive_while_the_cell_runs) {

@@ -260,7 +260,10 @@ class scripted_executor : public cell_executor {
     if (s.fail) return kh::fail(*s.fail, "scripted failure");
     nl::json content = {{"status", s.status}};
     if (s.status == "error") content.update({{"ename", "ValueError"}, {"evalue", "boom"}});
-    return nl::json{{"header", {{"msg_type", "execute_reply"}, {"date", "2024-01-01T00:00:00.000000Z"}}}, {"content", content}};
+    return nl::json{{"header", {{"msg_type", "execute_reply"}, {"date", "2024-01-01T00:00:00.000000Z"}}},
+                    {"content", content},
+                    {"timing", {{"iopub.status.busy", "2024-01-01T00:00:00.000001Z"},
+                                {"iopub.execute_input", "2024-01-01T00:00:00.000002Z"}}}};
   }
   nl::json kernel_info() override { return {{"language_info", {{"name", "python"}, {"version", "3.11"}}}}; }
 };
@@ -295,6 +298,9 @@ TEST(notebook_runner, runs_cells_in_order_with_counts_and_execution_metadata) {
   EXPECT_EQ(nb.cells()[2]["outputs"][0]["execution_count"], 7);
   for (const char* key : {"iopub.status.busy", "iopub.execute_input", "shell.execute_reply", "iopub.status.idle"})
     EXPECT_TRUE(nb.cells()[0]["metadata"]["execution"].contains(key)) << key;
+  // The kernel's own dates, when the executor has them, replace local clock readings.
+  EXPECT_EQ(nb.cells()[0]["metadata"]["execution"]["iopub.execute_input"], "2024-01-01T00:00:00.000002Z");
+  EXPECT_EQ(nb.cells()[0]["metadata"]["execution"]["iopub.status.busy"], "2024-01-01T00:00:00.000001Z");
   EXPECT_EQ(nb.json()["metadata"]["language_info"]["name"], "python");
   EXPECT_EQ(nb.json()["metadata"]["kernel_host"]["run"]["status"], "completed");
 }
