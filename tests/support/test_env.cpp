@@ -61,6 +61,20 @@ std::string stream_text(const contexts::execution_result& r, const std::string& 
   return out;
 }
 
+std::filesystem::path repo_root() { return std::filesystem::path(KH_TEST_SOURCE_DIR).parent_path(); }
+
+std::string python_kernel_name() {
+  return std::filesystem::exists(std::filesystem::path(KH_BIN_DIR) / "kernel-host-python") &&
+                 std::filesystem::exists(std::filesystem::path(KH_BUILD_DATA_DIR) / "kernels/kernel-host-python/kernel.json")
+             ? "kernel-host-python"
+             : "python3";
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 bool process_gone(int pid) {
   if (pid <= 0) return true;
   if (::kill(pid, 0) != 0) return true;

@@ -35,6 +35,15 @@ std::unique_ptr<contexts::kernel_manager> start_kernel(const std::string& name,
 // The concatenated text of every stream output of one name.
 std::string stream_text(const contexts::execution_result& r, const std::string& name = "stdout");
 
+// The repository's root folder.
+std::filesystem::path repo_root();
+
+// kernel-host-python when this build has it, Debian's ipykernel ("python3") otherwise.
+std::string python_kernel_name();
+
+// A whole file's bytes ("" when it cannot be read).
+std::string read_text(const std::filesystem::path& path);
+
 // True when no process with this pid exists (or it is a zombie awaiting reaping elsewhere).
 bool process_gone(int pid);
 

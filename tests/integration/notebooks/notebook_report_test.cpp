@@ -21,15 +21,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using nl = nlohmann::json;
 
-fs::path repo() { return fs::path(KH_TEST_SOURCE_DIR).parent_path(); }
 fs::path helpers() { return fs::path(KH_TEST_SOURCE_DIR) / "integration/notebooks"; }
-
-std::string python_kernel() {
-  return fs::exists(fs::path(KH_BIN_DIR) / "kernel-host-python") &&
-                 fs::exists(fs::path(KH_BUILD_DATA_DIR) / "kernels/kernel-host-python/kernel.json")
-             ? "kernel-host-python"
-             : "python3";
-}
 
 struct shell_result {
   int exit_code = -1;
@@ -54,7 +46,7 @@ std::string kh_bin() { return q(fs::path(KH_BIN_DIR) / "kernel-host"); }
 // Runs an example notebook with our runner into dir/name.ipynb.
 fs::path run_example(const fs::path& dir, const std::string& name, const std::string& kernel) {
   const auto out = dir / (name + ".ipynb");
-  auto r = sh(kh_bin() + " run " + q(repo() / "notebooks" / (name + ".ipynb")) + " -o " + q(out) + " --kernel " + kernel);
+  auto r = sh(kh_bin() + " run " + q(repo_root() / "notebooks" / (name + ".ipynb")) + " -o " + q(out) + " --kernel " + kernel);
   EXPECT_EQ(r.exit_code, 0) << r.out;
   return out;
 }
@@ -65,7 +57,7 @@ TEST_P(notebook_report, html_renders_in_chromium_without_errors) {
   if (!fs::exists("/usr/bin/chromium")) GTEST_SKIP() << "chromium is not installed (scripts/setup.sh installs it)";
   const auto dir = temp_dir("nb-html");
   const std::string name = GetParam();
-  const auto executed = run_example(dir, name, name == "javascript_deno" ? "deno" : python_kernel());
+  const auto executed = run_example(dir, name, name == "javascript_deno" ? "deno" : python_kernel_name());
   const auto html = dir / (name + ".html");
   auto exp = sh(kh_bin() + " export " + q(executed) + " --to html -o " + q(html));
   ASSERT_EQ(exp.exit_code, 0) << exp.out;
@@ -97,7 +89,7 @@ INSTANTIATE_TEST_SUITE_P(examples, notebook_report, ::testing::Values("data_anal
 
 TEST(notebook_export, markdown_with_images_beside) {
   const auto dir = temp_dir("nb-md");
-  const auto executed = run_example(dir, "data_analysis", python_kernel());
+  const auto executed = run_example(dir, "data_analysis", python_kernel_name());
   auto r = sh(kh_bin() + " export " + q(executed) + " --to markdown -o " + q(dir / "report.md"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   std::ifstream in(dir / "report.md");
@@ -114,11 +106,11 @@ class nbclient_parity : public ::testing::TestWithParam<std::string> {};
 TEST_P(nbclient_parity, outputs_match_nbclient_on_the_same_kernel) {
   if (sh("/usr/bin/python3 -c 'import nbclient'").exit_code != 0) GTEST_SKIP() << "python3-nbclient is not installed";
   const auto dir = temp_dir("nb-parity");
-  const std::string kernel = python_kernel();
+  const std::string kernel = python_kernel_name();
   const auto ours = run_example(dir, GetParam(), kernel);
   const std::string jupyter_path = std::string(KH_BUILD_DATA_DIR) + ":" + KH_DEPS_DATA_DIR;
   auto r = sh("JUPYTER_PATH=" + q(jupyter_path) + " /usr/bin/python3 " + q(helpers() / "nbclient_parity.py") + " --kernel " +
-              kernel + " --input " + q(repo() / "notebooks" / (GetParam() + ".ipynb")) + " --ours " + q(ours));
+              kernel + " --input " + q(repo_root() / "notebooks" / (GetParam() + ".ipynb")) + " --ours " + q(ours));
   EXPECT_EQ(r.exit_code, 0) << r.out;
   EXPECT_THAT(r.out, HasSubstr("code cells match"));
 }

@@ -29,23 +29,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using nl = nlohmann::json;
 
-fs::path repo() { return fs::path(KH_TEST_SOURCE_DIR).parent_path(); }
 fs::path binary() { return fs::path(KH_BIN_DIR) / "kernel-host"; }
-
-// Our own Python kernel when this build has it, Debian's ipykernel otherwise.
-std::string python_kernel() {
-  return fs::exists(fs::path(KH_BIN_DIR) / "kernel-host-python") &&
-                 fs::exists(fs::path(KH_BUILD_DATA_DIR) / "kernels/kernel-host-python/kernel.json")
-             ? "kernel-host-python"
-             : "python3";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 struct run_result {
   int exit_code = -1;
@@ -74,11 +58,11 @@ run_result run_binary(std::vector<std::string> args, const fs::path& log,
   int status = 0;
   ::waitpid(pid, &status, 0);
   out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  out.log = slurp(log);
+  out.log = read_text(log);
   return out;
 }
 
-nl load_json(const fs::path& p) { return nl::parse(slurp(p)); }
+nl load_json(const fs::path& p) { return nl::parse(read_text(p)); }
 
 std::string text_of(const nl& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -118,8 +102,8 @@ fs::path write_notebook(const fs::path& dir, const std::string& name, const std:
 TEST(notebook_run, data_analysis_with_tables_and_two_charts) {
   const auto dir = temp_dir("nb-data");
   const auto out = dir / "out.ipynb";
-  auto r = run_binary({"run", (repo() / "notebooks/data_analysis.ipynb").string(), "-o", out.string(), "--kernel",
-                       python_kernel(), "-p", "title=Report", "--timeout", "120"},
+  auto r = run_binary({"run", (repo_root() / "notebooks/data_analysis.ipynb").string(), "-o", out.string(), "--kernel",
+                       python_kernel_name(), "-p", "title=Report", "--timeout", "120"},
                       dir / "log.txt");
   ASSERT_EQ(r.exit_code, 0) << r.log;
   EXPECT_THAT(r.log, HasSubstr("[7/8]"));  // one line per cell when stderr is not a terminal (7 + injected)
@@ -144,8 +128,8 @@ TEST(notebook_run, data_analysis_with_tables_and_two_charts) {
 TEST(notebook_run, rich_output_gallery_folds_like_a_frontend) {
   const auto dir = temp_dir("nb-gallery");
   const auto out = dir / "out.ipynb";
-  auto r = run_binary({"run", (repo() / "notebooks/rich_output_gallery.ipynb").string(), "-o", out.string(), "--kernel",
-                       python_kernel()},
+  auto r = run_binary({"run", (repo_root() / "notebooks/rich_output_gallery.ipynb").string(), "-o", out.string(), "--kernel",
+                       python_kernel_name()},
                       dir / "log.txt");
   ASSERT_EQ(r.exit_code, 0) << r.log;
   auto nb = load_json(out);
@@ -170,7 +154,7 @@ TEST(notebook_run, rich_output_gallery_folds_like_a_frontend) {
 TEST(notebook_run, javascript_and_typescript_on_deno) {
   const auto dir = temp_dir("nb-deno");
   const auto out = dir / "out.ipynb";
-  auto r = run_binary({"run", (repo() / "notebooks/javascript_deno.ipynb").string(), "-o", out.string(), "-p", "count=4"}, dir / "log.txt");
+  auto r = run_binary({"run", (repo_root() / "notebooks/javascript_deno.ipynb").string(), "-o", out.string(), "-p", "count=4"}, dir / "log.txt");
   ASSERT_EQ(r.exit_code, 0) << r.log;
   auto nb = load_json(out);
   EXPECT_THAT(all_stream(cell_by_id(nb, "typescript")), HasSubstr("hello from Deno"));
@@ -187,7 +171,7 @@ TEST(notebook_run, javascript_and_typescript_on_deno) {
 TEST(notebook_run, stops_at_the_first_error_and_writes_what_ran) {
   const auto dir = temp_dir("nb-fail");
   const auto in = write_notebook(dir, "fail.ipynb", {"print('first')", "raise ValueError('stop here')", "print('never')"});
-  auto r = run_binary({"run", in.string(), "-o", (dir / "out.ipynb").string(), "--kernel", python_kernel()}, dir / "log.txt");
+  auto r = run_binary({"run", in.string(), "-o", (dir / "out.ipynb").string(), "--kernel", python_kernel_name()}, dir / "log.txt");
   EXPECT_EQ(r.exit_code, 1) << r.log;
   EXPECT_THAT(r.log, HasSubstr("cells[1] (id 'c1') raised ValueError"));
   auto nb = load_json(dir / "out.ipynb");
@@ -196,7 +180,7 @@ TEST(notebook_run, stops_at_the_first_error_and_writes_what_ran) {
   EXPECT_TRUE(nb["cells"][2]["outputs"].empty());
   EXPECT_EQ(nb["metadata"]["kernel_host"]["run"]["stopped_at"], "cells[1] (id 'c1')");
 
-  auto allowed = run_binary({"run", in.string(), "-o", (dir / "out2.ipynb").string(), "--kernel", python_kernel(), "--allow-errors"},
+  auto allowed = run_binary({"run", in.string(), "-o", (dir / "out2.ipynb").string(), "--kernel", python_kernel_name(), "--allow-errors"},
                             dir / "log2.txt");
   EXPECT_EQ(allowed.exit_code, 0) << allowed.log;
   EXPECT_EQ(all_stream(load_json(dir / "out2.ipynb")["cells"][2]), "never\n");
@@ -205,7 +189,7 @@ TEST(notebook_run, stops_at_the_first_error_and_writes_what_ran) {
 TEST(notebook_run, timeout_interrupts_the_cell_and_fails) {
   const auto dir = temp_dir("nb-timeout");
   const auto in = write_notebook(dir, "slow.ipynb", {"print('before', flush=True)", "import time\ntime.sleep(60)", "print('never')"});
-  auto r = run_binary({"run", in.string(), "-o", (dir / "out.ipynb").string(), "--kernel", python_kernel(), "--timeout", "1"},
+  auto r = run_binary({"run", in.string(), "-o", (dir / "out.ipynb").string(), "--kernel", python_kernel_name(), "--timeout", "1"},
                       dir / "log.txt");
   EXPECT_EQ(r.exit_code, 1) << r.log;
   EXPECT_THAT(r.log, HasSubstr("timed out"));
@@ -218,10 +202,10 @@ TEST(notebook_run, timeout_interrupts_the_cell_and_fails) {
 TEST(notebook_run, ctrl_c_writes_the_notebook_so_far) {
   const auto dir = temp_dir("nb-sigint");
   const auto in = write_notebook(dir, "long.ipynb", {"print('done first')", "import time\nfor i in range(600):\n    time.sleep(0.1)", "print('never')"});
-  auto r = run_binary({"run", in.string(), "-o", (dir / "out.ipynb").string(), "--kernel", python_kernel()}, dir / "log.txt",
+  auto r = run_binary({"run", in.string(), "-o", (dir / "out.ipynb").string(), "--kernel", python_kernel_name()}, dir / "log.txt",
                       [](pid_t pid, const fs::path& log) {
                         // Once the first cell has finished, the second is running: interrupt.
-                        for (int i = 0; i < 600 && slurp(log).find("[1/3]") == std::string::npos; ++i)
+                        for (int i = 0; i < 600 && read_text(log).find("[1/3]") == std::string::npos; ++i)
                           std::this_thread::sleep_for(std::chrono::milliseconds(50));
                         std::this_thread::sleep_for(std::chrono::milliseconds(300));
                         ::kill(pid, SIGINT);
@@ -241,7 +225,7 @@ TEST(notebook_run, bad_input_is_a_clear_usage_error) {
   auto r = run_binary({"run", (dir / "bad.ipynb").string()}, dir / "log.txt");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.log, HasSubstr("cells[0] (id 'x1').execution_count"));
-  auto unknown = run_binary({"run", (repo() / "notebooks/data_analysis.ipynb").string(), "-o", (dir / "o.ipynb").string(),
+  auto unknown = run_binary({"run", (repo_root() / "notebooks/data_analysis.ipynb").string(), "-o", (dir / "o.ipynb").string(),
                              "--kernel", "no-such-kernel"},
                             dir / "log2.txt");
   EXPECT_EQ(unknown.exit_code, 2);
