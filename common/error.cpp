@@ -30,6 +30,22 @@ std::string_view errc_name(errc code) noexcept {
     case errc::resource_busy: return "RESOURCE_BUSY";
     case errc::interpreter_not_ready: return "INTERPRETER_NOT_READY";
     case errc::session_not_found: return "SESSION_NOT_FOUND";
+    case errc::sandbox_not_found: return "SANDBOX_NOT_FOUND";
+    case errc::sandbox_already_exists: return "SANDBOX_ALREADY_EXISTS";
+    case errc::shell_session_not_found: return "SESSION_NOT_FOUND";
+    case errc::session_already_exists: return "SESSION_ALREADY_EXISTS";
+    case errc::session_terminated: return "SESSION_TERMINATED";
+    case errc::session_destroyed: return "SESSION_DESTROYED";
+    case errc::process_not_found: return "PROCESS_NOT_FOUND";
+    case errc::invalid_command: return "INVALID_COMMAND";
+    case errc::is_directory: return "IS_DIRECTORY";
+    case errc::not_directory: return "NOT_DIRECTORY";
+    case errc::file_exists: return "FILE_EXISTS";
+    case errc::read_only: return "READ_ONLY";
+    case errc::no_space: return "NO_SPACE";
+    case errc::file_too_large: return "FILE_TOO_LARGE";
+    case errc::filesystem_error: return "FILESYSTEM_ERROR";
+    case errc::command_execution_error: return "COMMAND_EXECUTION_ERROR";
   }
   return "INTERNAL_ERROR";
 }

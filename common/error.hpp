@@ -39,6 +39,23 @@ enum class errc {
   resource_busy,        // a limit is reached (e.g. the maximum number of contexts)
   interpreter_not_ready,  // retryable: no kernel of that language can be started yet
   session_not_found,    // no Jupyter notebook session with that id
+  // Sandboxes (sandbox_bridge/): the Cloudflare Sandbox contract's codes.
+  sandbox_not_found,       // no sandbox with that id
+  sandbox_already_exists,  // create with an id in use
+  shell_session_not_found,      // no shell session with that id in the sandbox
+  session_already_exists,  // a shell session with that id exists
+  session_terminated,      // the session's shell exited (details: exitCode); the next call gets a fresh shell
+  session_destroyed,       // the session was deleted while a command was running
+  process_not_found,       // no background process with that id
+  invalid_command,         // an empty or malformed command
+  is_directory,            // a file operation on a directory
+  not_directory,           // a directory operation on a file
+  file_exists,             // the target exists
+  read_only,               // a write to a read-only part of the sandbox (e.g. /usr)
+  no_space,                // ENOSPC or a quota
+  file_too_large,          // a read beyond the configured limit
+  filesystem_error,        // any other file system failure
+  command_execution_error, // a command could not be run
 };
 
 // The API name of an error code, e.g. errc::kernel_died -> "KERNEL_DIED".

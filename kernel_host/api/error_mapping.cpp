@@ -33,6 +33,23 @@ int http_status(errc code) noexcept {
     case errc::kernel_start_failed:
     case errc::kernel_died:
     case errc::io_error: return 500;
+    // Sandboxes (sandbox_bridge/), with the Cloudflare contract's statuses.
+    case errc::sandbox_not_found:
+    case errc::shell_session_not_found:
+    case errc::process_not_found: return 404;
+    case errc::is_directory:
+    case errc::not_directory:
+    case errc::invalid_command: return 400;
+    case errc::read_only: return 403;
+    case errc::sandbox_already_exists:
+    case errc::session_already_exists:
+    case errc::file_exists: return 409;
+    case errc::session_terminated:
+    case errc::session_destroyed: return 410;
+    case errc::file_too_large: return 413;
+    case errc::no_space:
+    case errc::filesystem_error:
+    case errc::command_execution_error: return 500;
   }
   return 500;
 }

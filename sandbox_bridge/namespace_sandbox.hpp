@@ -1,0 +1,84 @@
+#pragma once
+// namespace_sandbox: a sandbox made of Linux namespaces with bubblewrap.
+//
+// Design: one long-lived bubblewrap "init" per sandbox. `bwrap --unshare-pid/ipc/uts[/net]` builds
+// the curated root (host /usr read-only with the /bin, /sbin, /lib* links; a generated minimal /etc;
+// /workspace bound from <data_dir>/sandboxes/<id>/workspace; private tmpfs /tmp and /home/user; own
+// /proc; minimal /dev; the runtime folder read-only at /run/kh) and keeps pid 1 of the new PID
+// namespace alive (its payload is `sleep infinity` as the sandbox user). Every later process —
+// session shells, background processes, sessionless commands — is entered into that init's
+// namespaces with `nsenter -t <init> -m -u -i -n -p -r -W <cwd>` and drops to the sandbox uid with
+// `setpriv` (no capabilities, no_new_privs, no supplementary groups). So all processes of a
+// sandbox share one PID namespace (a process list inside shows them all, and nothing of the host or
+// of other sandboxes) and one view of the files.
+//
+// Limits: a cgroup v1 folder per controller (memory, pids, cpu) under the daemon's own cgroup,
+// `kernel-host/<id>`; each process joins them before exec through a one-line /bin/sh prefix (cgroup
+// v1 has no CLONE_INTO_CGROUP). Where cgroups are not writable, rlimits (prlimit --nproc --as).
+//
+// Destroy: SIGKILL to the namespace's pid 1 (the kernel then kills every process of the PID
+// namespace), SIGKILL to whatever is left in the sandbox's pids cgroup (the host-side nsenter
+// parents), reap the bwrap parent, remove the cgroups.
+//
+// bwrap runs with --die-with-parent, tied to the spawning *thread*: the manager spawns from one
+// long-lived thread.
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sandbox_bridge/sandbox.hpp"
+
+namespace kh::sandbox_bridge {
+
+struct namespace_sandbox_paths {
+  std::filesystem::path sandbox_dir;  // <data_dir>/sandboxes/<id>: workspace/ and run/ inside
+  std::filesystem::path etc_dir;      // the generated minimal /etc, shared read-only
+  uid_t uid = 1000;
+  gid_t gid = 1000;
+};
+
+class namespace_sandbox final : public sandbox {
+ public:
+  static result<std::unique_ptr<namespace_sandbox>> start(const sandbox_options& options,
+                                                          const namespace_sandbox_paths& paths);
+  ~namespace_sandbox() override;
+
+  const sandbox_options& options() const noexcept override { return options_; }
+  result<child_process> run(const run_spec& spec) override;
+  int root_fd() const noexcept override { return root_fd_.get(); }
+  int workspace_fd() const noexcept override { return workspace_fd_.get(); }
+  uid_t uid() const noexcept override { return paths_.uid; }
+  gid_t gid() const noexcept override { return paths_.gid; }
+  std::map<std::string, std::string> base_env() const override;
+  std::string limit_mechanism() const override { return cgroup_dirs_.empty() ? "rlimit" : "cgroup"; }
+  std::vector<pid_t> host_pids() const override;
+  bool alive() const override;
+  void stop() override;
+
+  pid_t init_pid() const noexcept { return init_pid_; }
+  std::vector<std::filesystem::path> cgroup_dirs() const { return cgroup_dirs_; }
+
+  // Writes the minimal /etc (passwd and group with the sandbox user, hosts, resolv.conf, ld.so.*,
+  // ssl/certs, alternatives, fonts, localtime, ...; never shadow, sudoers or keys) into dir.
+  static result<void> write_etc(const std::filesystem::path& dir, uid_t uid, gid_t gid);
+
+ private:
+  namespace_sandbox() = default;
+  result<void> make_cgroups();
+  std::vector<std::string> prefix_argv(const std::string& cwd) const;
+
+  sandbox_options options_;
+  namespace_sandbox_paths paths_;
+  child_process bwrap_;
+  pid_t init_pid_ = -1;       // host pid of pid 1 of the sandbox's PID namespace
+  ino_t pid_ns_inode_ = 0;
+  unique_fd root_fd_, workspace_fd_;
+  std::vector<std::filesystem::path> cgroup_dirs_;
+  mutable std::mutex mutex_;
+  bool stopped_ = false;
+};
+
+}  // namespace kh::sandbox_bridge

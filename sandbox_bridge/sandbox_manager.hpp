@@ -1,0 +1,77 @@
+#pragma once
+// sandbox_manager: the sandboxes of this host by id. Creates them (bubblewrap namespace sandboxes),
+// finds them, lists them, destroys them. Workspaces live in <data_dir>/sandboxes/<id>/workspace and
+// survive a host restart: a sandbox whose folder exists is started again on first use, with the
+// options saved beside it. Destroy kills every process and removes the folder.
+// All bwrap spawns happen on one long-lived thread (bwrap's --die-with-parent follows the thread).
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "common/serial_worker.hpp"
+#include "sandbox_bridge/sandbox_runtime.hpp"
+#include "sandbox_bridge/types.hpp"
+
+namespace kh::sandbox_bridge {
+
+struct manager_options {
+  std::filesystem::path data_dir;       // sandboxes/ and system/etc below it
+  uid_t uid = 1000;                     // the unprivileged user inside
+  gid_t gid = 1000;
+  sandbox_limits default_limits;
+  runtime_options runtime;
+  std::string default_sandbox_id = "default";
+};
+
+struct sandbox_summary {
+  std::string id;
+  network_mode network = network_mode::none;
+  sandbox_limits limits;
+  std::string limit_mechanism;
+  bool running = false;
+  std::chrono::system_clock::time_point created_at;
+  std::size_t sessions = 0;
+  std::size_t processes = 0;
+};
+
+class sandbox_manager {
+ public:
+  static result<std::unique_ptr<sandbox_manager>> create(manager_options options);
+  ~sandbox_manager();  // stops every sandbox; workspaces stay
+
+  // Errors: sandbox_already_exists, validation_failed.
+  result<std::shared_ptr<sandbox_runtime>> create_sandbox(sandbox_options options);
+  // A running sandbox, or one with a workspace on disk started again.
+  result<std::shared_ptr<sandbox_runtime>> get(const std::string& id);
+  // get(), or create with default options.
+  result<std::shared_ptr<sandbox_runtime>> get_or_create(const std::string& id);
+  std::vector<sandbox_summary> list() const;
+  result<sandbox_summary> describe(const std::string& id) const;
+  result<void> destroy(const std::string& id);
+
+  const manager_options& options() const noexcept { return options_; }
+  std::filesystem::path sandbox_dir(const std::string& id) const { return options_.data_dir / "sandboxes" / id; }
+
+ private:
+  explicit sandbox_manager(manager_options options) : options_(std::move(options)) {}
+  result<std::shared_ptr<sandbox_runtime>> start_locked(const sandbox_options& options);
+  sandbox_summary summarize(const sandbox_runtime& r) const;
+
+  manager_options options_;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<sandbox_runtime>> sandboxes_;
+  std::unique_ptr<serial_worker> spawner_;
+};
+
+nlohmann::json to_json(const sandbox_options& o);
+result<sandbox_options> sandbox_options_from_json(const nlohmann::json& j);
+
+}  // namespace kh::sandbox_bridge

@@ -1,0 +1,147 @@
+#include "sandbox_bridge/sandbox_runtime.hpp"
+
+#include <sys/wait.h>
+
+#include <fmt/format.h>
+
+namespace kh::sandbox_bridge {
+
+sandbox_runtime::sandbox_runtime(std::unique_ptr<sandbox> box, std::filesystem::path run_dir, runtime_options options)
+    : sandbox_(std::move(box)),
+      run_dir_(std::move(run_dir)),
+      options_(options),
+      files_(*sandbox_, options.max_read_bytes),
+      processes_(std::make_unique<process_table>(*sandbox_, options.log_capacity, options.kill_grace)) {}
+
+sandbox_runtime::~sandbox_runtime() { stop(); }
+
+void sandbox_runtime::stop() {
+  std::map<std::string, std::shared_ptr<shell_session>> sessions;
+  {
+    std::lock_guard lock(mutex_);
+    sessions.swap(sessions_);
+  }
+  sandbox_->stop();  // every process of the sandbox dies here
+  for (auto& [id, s] : sessions) s->close();
+  processes_.reset();  // joins the reader threads (their processes are gone)
+  processes_ = std::make_unique<process_table>(*sandbox_, options_.log_capacity, options_.kill_grace);
+}
+
+result<std::shared_ptr<shell_session>> sandbox_runtime::create_session(session_options o) {
+  if (!valid_id(o.id) || o.id == kNoSession)
+    return fail(errc::validation_failed, "a session id is 1-128 characters of [A-Za-z0-9_.-]", {{"sessionId", o.id}});
+  for (auto& [k, v] : o.env)
+    if (!valid_env_name(k)) return fail(errc::validation_failed, fmt::format("invalid environment variable name '{}'", k));
+  std::lock_guard lock(mutex_);
+  if (!sandbox_->alive()) return fail(errc::sandbox_not_found, "the sandbox is not running", {{"sandboxId", id()}});
+  if (sessions_.count(o.id))
+    return fail(errc::session_already_exists, fmt::format("session '{}' already exists", o.id), {{"sessionId", o.id}});
+  std::string dir = fmt::format("s{}", next_session_dir_++);
+  std::string sid = o.id;
+  auto s = std::make_shared<shell_session>(*sandbox_, std::move(o), run_dir_ / dir, "/run/kh/" + dir, options_.kill_grace);
+  sessions_[sid] = s;
+  return s;
+}
+
+result<std::shared_ptr<shell_session>> sandbox_runtime::get_session(const std::string& sid) {
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(sid);
+  if (it == sessions_.end())
+    return fail(errc::shell_session_not_found, fmt::format("session '{}' not found", sid), {{"sessionId", sid}});
+  return it->second;
+}
+
+result<std::shared_ptr<shell_session>> sandbox_runtime::get_or_create_session(const std::string& sid,
+                                                                              const std::optional<std::string>& cwd) {
+  if (auto s = get_session(sid)) return s;
+  session_options o;
+  o.id = sid;
+  if (cwd) o.cwd = *cwd;
+  auto s = create_session(std::move(o));
+  if (!s && s.error().code == errc::session_already_exists) return get_session(sid);
+  return s;
+}
+
+result<void> sandbox_runtime::delete_session(const std::string& sid) {
+  std::shared_ptr<shell_session> s;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = sessions_.find(sid);
+    if (it == sessions_.end())
+      return fail(errc::shell_session_not_found, fmt::format("session '{}' not found", sid), {{"sessionId", sid}});
+    s = it->second;
+    sessions_.erase(it);
+  }
+  s->close();
+  return {};
+}
+
+std::vector<std::string> sandbox_runtime::list_sessions() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::string> out;
+  for (auto& [id, s] : sessions_) out.push_back(id);
+  return out;
+}
+
+std::string sandbox_runtime::cwd_of(const std::string& sid) const {
+  std::lock_guard lock(mutex_);
+  auto it = sessions_.find(sid);
+  return it == sessions_.end() ? "/workspace" : it->second->cwd();
+}
+
+result<exec_result> sandbox_runtime::exec(const std::string& sid, const exec_request& req, const output_sink& sink) {
+  if (req.command.find_first_not_of(" \t\r\n") == std::string::npos)
+    return fail(errc::invalid_command, "the command is empty");
+  if (sid != kNoSession) {
+    auto s = get_or_create_session(sid);
+    if (!s) return std::unexpected(s.error());
+    return (*s)->exec(req, sink);
+  }
+  // Sessionless: bash -c in its own process group.
+  run_spec spec;
+  spec.argv = {"/bin/bash", "-c", req.command};
+  spec.env = sandbox_->base_env();
+  for (auto& [k, v] : req.env) {
+    if (!valid_env_name(k)) return fail(errc::validation_failed, fmt::format("invalid environment variable name '{}'", k));
+    spec.env[k] = v;
+  }
+  spec.cwd = req.cwd.value_or("/workspace");
+  spec.pipe_stdin = req.stdin_data.has_value();
+  auto started = std::chrono::steady_clock::now();
+  auto child = sandbox_->run(spec);
+  if (!child) return std::unexpected(child.error());
+  std::function<void(int, std::string_view)> raw;
+  if (sink) raw = [&](int which, std::string_view d) { sink(which == 1 ? stream_kind::stdout_stream : stream_kind::stderr_stream, d); };
+  auto out = collect_output(*child, req.stdin_data.value_or(""), req.timeout, raw, options_.kill_grace);
+  exec_result r;
+  r.duration = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  r.stdout_data = std::move(out.stdout_data);
+  r.stderr_data = std::move(out.stderr_data);
+  r.exit_code = exit_code_of(out.wait_status);
+  if (out.timed_out)
+    return fail(errc::timeout, fmt::format("the command ran longer than {} ms and was killed", req.timeout->count()),
+                {{"timeoutMs", req.timeout->count()}, {"stdout", r.stdout_data}, {"stderr", r.stderr_data}});
+  // nsenter reports a failed chdir as its own error (exit 1, "nsenter: cannot change directory").
+  return r;
+}
+
+result<process_snapshot> sandbox_runtime::start_process(const std::string& sid, process_start req) {
+  auto env = sandbox_->base_env();
+  std::string cwd = "/workspace";
+  if (sid != kNoSession && !sid.empty()) {
+    auto s = get_or_create_session(sid);
+    if (!s) return std::unexpected(s.error());
+    for (auto& [k, v] : (*s)->options().env) env[k] = v;
+    cwd = (*s)->cwd();
+  }
+  for (auto& [k, v] : req.env) {
+    if (!valid_env_name(k)) return fail(errc::validation_failed, fmt::format("invalid environment variable name '{}'", k));
+    env[k] = v;
+  }
+  req.env = std::move(env);
+  if (req.cwd.empty()) req.cwd = cwd;
+  req.session_id = sid == kNoSession ? "" : sid;
+  return processes_->start(req);
+}
+
+}  // namespace kh::sandbox_bridge
