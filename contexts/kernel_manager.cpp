@@ -237,6 +237,7 @@ void kernel_manager::on_process_exit(provisioner* process) {
   logger()->warn("kernel {}: {}", id_, err.message);
   state_ = kernel_state::dead;
   client_->fail_all(err, true);
+  if (!options_.restart_on_death) notify_lifecycle(kernel_state::dead);
   if (options_.restart_on_death && !closing_) {
     worker_.post([this] {
       if (closing_) return;
@@ -255,6 +256,7 @@ void kernel_manager::on_heartbeat_failure() {
   // Without a process handle the heartbeat is our only death signal.
   state_ = kernel_state::dead;
   client_->fail_all({errc::kernel_died, "the kernel stopped answering heartbeats", {{"kernel_id", id_}}}, true);
+  notify_lifecycle(kernel_state::dead);
 }
 
 void kernel_manager::execute(const execute_request& req, request_handlers handlers, std::chrono::milliseconds timeout) {
@@ -302,6 +304,7 @@ nl::json kernel_manager::recover_after_timeout() {
   restarts_++;
   if (auto started = start_locked(); !started) {
     state_ = kernel_state::dead;
+    notify_lifecycle(kernel_state::dead);
     return "dead";
   }
   return "restarted";
@@ -393,7 +396,10 @@ result<void> kernel_manager::restart() {
   shutdown_locked(true);
   restarts_++;
   auto started = start_locked();
-  if (!started) state_ = kernel_state::dead;
+  if (!started) {
+    state_ = kernel_state::dead;
+    notify_lifecycle(kernel_state::dead);
+  }
   return started;
 }
 
@@ -410,6 +416,7 @@ result<void> kernel_manager::shutdown() {
 void kernel_manager::shutdown_locked(bool restart) {
   if (!provisioner_) return;
   state_ = restart ? kernel_state::restarting : kernel_state::shutting_down;
+  if (restart) notify_lifecycle(kernel_state::restarting);
   shutdown_rung rung = shutdown_rung::already_exited;
   std::optional<exit_status> status = provisioner_->poll();
   if (!status) {
@@ -454,6 +461,27 @@ kernel_state kernel_manager::state() const {
 }
 
 int kernel_manager::pid() const { return pid_.load(); }
+
+std::uint64_t kernel_manager::watch_lifecycle(std::function<void(kernel_state)> handler) {
+  std::lock_guard lock(watchers_mutex_);
+  const auto token = next_watcher_++;
+  watchers_.emplace(token, std::make_shared<std::function<void(kernel_state)>>(std::move(handler)));
+  return token;
+}
+
+void kernel_manager::unwatch_lifecycle(std::uint64_t token) {
+  std::lock_guard lock(watchers_mutex_);
+  watchers_.erase(token);
+}
+
+void kernel_manager::notify_lifecycle(kernel_state state) {
+  std::vector<std::shared_ptr<std::function<void(kernel_state)>>> handlers;
+  {
+    std::lock_guard lock(watchers_mutex_);
+    for (const auto& [token, fn] : watchers_) handlers.push_back(fn);
+  }
+  for (const auto& fn : handlers) (*fn)(state);
+}
 
 nl::json kernel_manager::kernel_info() const {
   std::lock_guard lock(info_mutex_);

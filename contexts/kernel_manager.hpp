@@ -100,6 +100,13 @@ class kernel_manager {
   result<void> shutdown();
 
   kernel_state state() const;
+
+  // Lifecycle events for observers (the Jupyter WebSocket channels): kernel_state::restarting
+  // when a restart begins (requested, after a timeout, after death), kernel_state::dead when the
+  // process is found dead or a restart fails. Handlers run on the thread that saw the change,
+  // possibly under the lifecycle lock: they must not block or call into this manager. Thread-safe.
+  std::uint64_t watch_lifecycle(std::function<void(kernel_state)> handler);
+  void unwatch_lifecycle(std::uint64_t token);
   const std::string& id() const noexcept { return id_; }
   const kernelspec& spec() const noexcept { return spec_; }
   int pid() const;
@@ -122,6 +129,7 @@ class kernel_manager {
   void on_heartbeat_failure();  // reactor thread
   nl::json recover_after_timeout();  // worker thread
   std::chrono::milliseconds output_settle_for(const nl::json& kernel_info) const;
+  void notify_lifecycle(kernel_state state);
 
   reactor& reactor_;
   kernelspec spec_;
@@ -145,6 +153,10 @@ class kernel_manager {
   std::atomic<shutdown_rung> last_rung_{shutdown_rung::none};
   std::atomic<int> restarts_{0};
   std::atomic<bool> heartbeat_ok_{true};
+
+  std::mutex watchers_mutex_;  // guards the two below; never held while a handler runs
+  std::map<std::uint64_t, std::shared_ptr<std::function<void(kernel_state)>>> watchers_;
+  std::uint64_t next_watcher_ = 1;
 
   serial_worker worker_;  // last: joined first, while the members its jobs use are alive
 };

@@ -54,6 +54,10 @@ class context {
   void end_execution() noexcept { --running_; touch(); }
   int running() const noexcept { return running_.load(); }
 
+  // Open Jupyter WebSocket connections (kept by the channels hub).
+  void set_connections(int n) noexcept { connections_ = n; }
+  int connections() const noexcept { return connections_.load(); }
+
   // Executions on one context run one at a time, in arrival order (a queued cell would otherwise
   // be aborted by the kernel when the one before it fails or is interrupted). `start` runs now
   // or when the previous execution calls execution_finished(); it must not block.
@@ -71,6 +75,7 @@ class context {
   std::chrono::milliseconds timeout_;
   std::atomic<clock::rep> last_activity_ns_{0};
   std::atomic<int> running_{0};
+  std::atomic<int> connections_{0};
   std::string created_at_;
   std::mutex queue_mutex_;
   std::deque<std::function<void()>> queued_;

@@ -32,7 +32,7 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   routes_ = std::make_unique<server::router>();
   api::register_interpreter_api(*routes_, *contexts_, *blocking_);
   sessions_ = std::make_unique<notebook_session_manager>();
-  api::register_jupyter_api(*routes_, *contexts_, *sessions_, *blocking_, c.data_path);
+  api::register_jupyter_api(*routes_, *contexts_, *sessions_, *blocking_, c.data_path, config_.iopub);
   server_ = std::make_unique<server::http_server>(config_.server, *routes_);
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/error.hpp"
+#include "kernel_host/api/kernel_channels.hpp"
 #include "kernel_host/context_manager.hpp"
 #include "kernel_host/notebook_session_manager.hpp"
 #include "kernel_host/server/http_server.hpp"
@@ -20,6 +21,7 @@ struct host_config {
   std::filesystem::path data_dir;  // workspace/ and runtime/ live below it
   context_manager_config contexts;  // data_path, workspace and runtime_dir are filled from data_dir when empty
   int blocking_threads = 8;
+  api::iopub_limits iopub;  // Jupyter WebSocket IOPub rate limits
 };
 
 class host_app {

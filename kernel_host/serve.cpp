@@ -61,6 +61,19 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
       ->check(CLI::Range(1, 100000));
   cmd->add_option("--cull-idle-s", o.cull_idle_s, "Delete contexts idle this long (0: never)")->envname("KH_CULL_IDLE_S")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--iopub-msg-rate-limit", o.iopub_msg_rate_limit,
+                  "Jupyter WebSocket: most IOPub messages per second to a client, averaged over the window; beyond it "
+                  "output is dropped with jupyter_server's notice (0: no limit)")
+      ->envname("KH_IOPUB_MSG_RATE_LIMIT")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--iopub-data-rate-limit", o.iopub_data_rate_limit,
+                  "Jupyter WebSocket: most stream bytes per second to a client (0: no limit)")
+      ->envname("KH_IOPUB_DATA_RATE_LIMIT")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--rate-limit-window", o.rate_limit_window, "Seconds over which the IOPub rates are averaged")
+      ->envname("KH_RATE_LIMIT_WINDOW")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--write-timeout-ms", o.write_timeout_ms,
+                  "A response write (or a stream chunk) that the client does not take within this is abandoned and "
+                  "the connection closed")
+      ->envname("KH_WRITE_TIMEOUT_MS")->capture_default_str()->check(CLI::PositiveNumber);
   // A config file holds the same options (TOML/INI: listen = "0.0.0.0:3000").
   cmd->set_config("--config", "", "Read options from this TOML/INI file (env KH_CONFIG)")->envname("KH_CONFIG");
   return cmd;
@@ -90,6 +103,8 @@ int run_serve(const serve_options& o) {
   config.server.header_timeout = std::chrono::milliseconds(o.header_timeout_ms);
   config.server.idle_timeout = std::chrono::milliseconds(o.idle_timeout_ms);
   config.server.threads = o.threads;
+  config.server.write_timeout = std::chrono::milliseconds(o.write_timeout_ms);
+  config.iopub = {.msg_rate = o.iopub_msg_rate_limit, .data_rate = o.iopub_data_rate_limit, .window_s = o.rate_limit_window};
   config.server.token = o.token;
   bool generated = false;
   if (config.server.token.empty() && !server::is_loopback_host(config.server.host)) {

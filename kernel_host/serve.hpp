@@ -22,6 +22,10 @@ struct serve_options {
   int javascript_pool = 0;
   int max_contexts = 64;
   int cull_idle_s = 0;
+  double iopub_msg_rate_limit = 1000;
+  double iopub_data_rate_limit = 1'000'000;
+  double rate_limit_window = 3;
+  int write_timeout_ms = 30'000;
 };
 
 // Registers the `serve` subcommand with its options; returns it.

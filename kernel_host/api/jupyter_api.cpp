@@ -7,6 +7,7 @@
 
 #include "contexts/kernelspec.hpp"
 #include "kernel_host/api/error_mapping.hpp"
+#include "kernel_host/api/kernel_channels.hpp"
 #include "kernel_host/api/request_helpers.hpp"
 
 namespace kh::api {
@@ -30,7 +31,7 @@ nl::json kernel_model(const host::context& c) {
           {"name", c.kernel().spec().name},
           {"last_activity", iso_timestamp()},
           {"execution_state", jupyter_state(c.kernel().state())},
-          {"connections", 0}};
+          {"connections", c.connections()}};
 }
 
 nl::json spec_model(const ctx::kernelspec& spec) {
@@ -42,6 +43,8 @@ nl::json spec_model(const ctx::kernelspec& spec) {
   return {{"name", spec.name}, {"spec", spec.to_json()}, {"resources", resources}};
 }
 
+constexpr std::string_view ws_v1 = "v1.kernel.websocket.jupyter.org";
+
 std::string content_type_for(const std::string& file) {
   auto ext = std::filesystem::path(file).extension().string();
   if (ext == ".png") return "image/png";
@@ -50,121 +53,6 @@ std::string content_type_for(const std::string& file) {
   if (ext == ".js") return "application/javascript";
   if (ext == ".css") return "text/css";
   return "application/octet-stream";
-}
-
-// A kernel message as the legacy Jupyter WebSocket JSON protocol carries it.
-std::string to_wire(const ctx::message& m, std::string_view channel) {
-  nl::json j = {{"header", m.header},       {"parent_header", m.parent_header}, {"metadata", m.metadata},
-                {"content", m.content},     {"buffers", nl::json::array()},     {"channel", channel},
-                {"msg_id", m.msg_id()},     {"msg_type", m.msg_type()}};
-  return j.dump(-1, ' ', false, nl::json::error_handler_t::replace);
-}
-
-constexpr std::string_view ws_v1 = "v1.kernel.websocket.jupyter.org";
-
-// The v1.kernel.websocket.jupyter.org frame: offset count, offsets (little-endian u64), then
-// channel, header, parent_header, metadata, content and the buffers (as jupyter_server).
-std::string to_wire_v1(const ctx::message& m, std::string_view channel) {
-  std::vector<std::string> parts = {m.header.dump(), m.parent_header.dump(), m.metadata.dump(),
-                                    m.content.dump(-1, ' ', false, nl::json::error_handler_t::replace)};
-  for (const auto& b : m.buffers) parts.push_back(b);
-  std::vector<std::uint64_t> offsets;
-  offsets.push_back(8 * (parts.size() + 3));
-  offsets.push_back(offsets.back() + channel.size());
-  for (const auto& p : parts) offsets.push_back(offsets.back() + p.size());
-  std::string out;
-  auto put = [&out](std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  };
-  put(offsets.size());
-  for (auto o : offsets) put(o);
-  out += channel;
-  for (const auto& p : parts) out += p;
-  return out;
-}
-
-// Parses a v1 frame into the JSON shape of the legacy protocol (buffers dropped into the message).
-bool from_wire_v1(const std::string& data, std::string& channel, ctx::message& msg) {
-  auto get = [&data](std::size_t at) -> std::uint64_t {
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(data[at + i]);
-    return v;
-  };
-  if (data.size() < 8) return false;
-  const auto count = get(0);
-  if (count < 6 || count > 1024 || data.size() < 8 * (count + 1)) return false;
-  std::vector<std::uint64_t> offsets;
-  for (std::uint64_t i = 0; i < count; ++i) offsets.push_back(get(8 * (i + 1)));
-  for (std::size_t i = 1; i < offsets.size(); ++i)
-    if (offsets[i] < offsets[i - 1] || offsets[i] > data.size()) return false;
-  auto part = [&](std::size_t i) { return data.substr(offsets[i], offsets[i + 1] - offsets[i]); };
-  channel = part(0);
-  auto parse = [](const std::string& text) {
-    auto j = nl::json::parse(text, nullptr, false);
-    return j.is_object() ? j : nl::json::object();
-  };
-  msg.header = parse(part(1));
-  msg.parent_header = parse(part(2));
-  msg.metadata = parse(part(3));
-  msg.content = parse(part(4));
-  for (std::size_t i = 5; i + 1 < offsets.size(); ++i) msg.buffers.push_back(part(i));
-  return msg.header.is_object() && !msg.header.empty();
-}
-
-// /api/kernels/{id}/channels: shell, control and stdin from the frontend to the kernel; every
-// IOPub message, replies and input requests back. (Legacy JSON protocol; binary frames ignored.)
-void open_channels(host::context_manager& contexts, server::request_context& rc,
-                   std::shared_ptr<server::websocket_peer> peer) {
-  auto found = contexts.get(rc.params["id"]);
-  if (!found) {
-    peer->close();
-    return;
-  }
-  auto context = *found;
-  auto client = context->kernel().client();
-  const bool v1 = rc.request.header("sec-websocket-protocol").find(ws_v1) != std::string::npos;
-  if (v1) peer->subprotocol = std::string(ws_v1);
-  std::weak_ptr<server::websocket_peer> weak = peer;
-  // One function sends a kernel message in the negotiated protocol.
-  auto emit = [weak, v1](const ctx::message& m, std::string_view channel) {
-    auto p = weak.lock();
-    if (!p) return;
-    if (v1) p->send_binary(to_wire_v1(m, channel));
-    else p->send_text(to_wire(m, channel));
-  };
-  const auto token = client->subscribe([emit](const ctx::message& m) { emit(m, "iopub"); });
-  peer->on_message = [emit, context, client, v1](std::string data, bool binary) {
-    ctx::message msg;
-    std::string channel;
-    if (v1) {
-      if (!binary || !from_wire_v1(data, channel, msg)) return;
-    } else {
-      if (binary) return;
-      auto j = nl::json::parse(data, nullptr, false);
-      if (!j.is_object() || !j.contains("header") || !j["header"].is_object()) return;
-      msg.header = j["header"];
-      msg.parent_header = j.value("parent_header", nl::json::object());
-      msg.metadata = j.value("metadata", nl::json::object());
-      msg.content = j.value("content", nl::json::object());
-      channel = j.value("channel", "shell");
-    }
-    if (msg.parent_header.is_null()) msg.parent_header = nl::json::object();
-    if (msg.metadata.is_null()) msg.metadata = nl::json::object();
-    context->touch();
-    if (channel == "stdin") {
-      client->send(ctx::channel::input, std::move(msg));
-      return;
-    }
-    if (channel != "shell" && channel != "control") return;
-    const auto ch = channel == "control" ? ctx::channel::control : ctx::channel::shell;
-    ctx::request_handlers handlers;
-    handlers.on_input_request = [emit](const ctx::message& m) { emit(m, "stdin"); };
-    handlers.on_done = [emit, channel](result<ctx::message> reply) {
-      if (reply) emit(*reply, channel);
-    };
-    client->request(ch, std::move(msg), std::move(handlers), {.wait_for_idle = false});
-  };
-  peer->on_close = [client, token] { client->unsubscribe(token); };
 }
 
 }  // namespace
@@ -291,12 +179,14 @@ void register_sessions(server::router& routes, host::context_manager& contexts, 
 
 void register_jupyter_api(server::router& routes, host::context_manager& contexts,
                           host::notebook_session_manager& sessions, server::work_pool& pool,
-                          std::vector<std::filesystem::path> data_path) {
+                          std::vector<std::filesystem::path> data_path, iopub_limits limits) {
+  auto channels = std::make_shared<kernel_channels_registry>(limits);
   register_sessions(routes, contexts, sessions, pool);
   const std::string started = iso_timestamp();
   routes.add("GET", "/api", [](request_context& rc) { send_json(*rc.out, 200, {{"version", "2.0.0"}}); });
-  routes.add("GET", "/api/status", [&contexts, started](request_context& rc) {
-    send_json(*rc.out, 200, {{"started", started}, {"last_activity", iso_timestamp()}, {"connections", 0},
+  routes.add("GET", "/api/status", [&contexts, started, channels = channels](request_context& rc) {
+    send_json(*rc.out, 200, {{"started", started}, {"last_activity", iso_timestamp()},
+                             {"connections", channels->total_connections()},
                              {"kernels", contexts.list().size()}});
   });
   routes.add("GET", "/api/kernelspecs", [&contexts, data_path](request_context& rc) {
@@ -325,10 +215,23 @@ void register_jupyter_api(server::router& routes, host::context_manager& context
     rc.out->send(server::http_response{.status = 200, .content_type = content_type_for(file), .body = body.str()});
   });
 
-  routes.add_websocket("/api/kernels/{id}/channels",
-                       [&contexts](request_context& rc, std::shared_ptr<server::websocket_peer> peer) {
-                         open_channels(contexts, rc, std::move(peer));
-                       });
+  // /api/kernels/{id}/channels: an unknown kernel is a 404 before the upgrade (as jupyter_server).
+  routes.add_websocket(
+      "/api/kernels/{id}/channels",
+      [&contexts, channels](request_context& rc, std::shared_ptr<server::websocket_peer> peer) {
+        auto found = contexts.get(rc.params["id"]);
+        if (!found) return peer->close();
+        channels->prune(contexts);
+        const bool v1 = rc.request.header("sec-websocket-protocol").find(ws_v1) != std::string::npos;
+        if (v1) peer->subprotocol = std::string(ws_v1);
+        auto session = rc.request.query.find("session_id");
+        channels->for_context(*found)->attach(std::move(peer), session == rc.request.query.end() ? "" : session->second, v1);
+      },
+      [&contexts](request_context& rc) -> std::optional<server::http_response> {
+        auto found = contexts.get(rc.params["id"]);
+        if (!found) return error_response(found.error());
+        return std::nullopt;
+      });
   routes.add("GET", "/api/kernels", [&contexts](request_context& rc) {
     nl::json list = nl::json::array();
     for (const auto& c : contexts.list()) list.push_back(kernel_model(*c));
@@ -362,11 +265,12 @@ void register_jupyter_api(server::router& routes, host::context_manager& context
     if (!c) return send_error(*rc.out, c.error());
     send_json(*rc.out, 200, kernel_model(**c));
   });
-  routes.add("DELETE", "/api/kernels/{id}", [&contexts, &pool](request_context& rc) {
+  routes.add("DELETE", "/api/kernels/{id}", [&contexts, &pool, channels](request_context& rc) {
     auto c = contexts.get(rc.params["id"]);
     if (!c) return send_error(*rc.out, c.error());
-    pool.post([out = rc.out, &contexts, id = rc.params["id"]] {
+    pool.post([out = rc.out, &contexts, channels, id = rc.params["id"]] {
       auto removed = contexts.remove(id);
+      channels->prune(contexts);  // its sockets close
       if (!removed && removed.error().code == errc::context_not_found) return send_error(*out, removed.error());
       out->send(server::http_response{.status = 204, .content_type = ""});
     });
@@ -380,11 +284,15 @@ void register_jupyter_api(server::router& routes, host::context_manager& context
       out->send(server::http_response{.status = 204, .content_type = ""});
     });
   });
-  routes.add("POST", "/api/kernels/{id}/restart", [&contexts, &pool](request_context& rc) {
+  routes.add("POST", "/api/kernels/{id}/restart", [&contexts, &pool, channels](request_context& rc) {
     auto c = contexts.get(rc.params["id"]);
     if (!c) return send_error(*rc.out, c.error());
-    pool.post([out = rc.out, c = *c] {
+    // The asking client awaits this restart itself: no `restarting` announcement (jupyter_server).
+    auto hub = channels->find(c->get()->id());
+    if (hub) hub->expect_requested_restart();
+    pool.post([out = rc.out, c = *c, hub] {
       auto done = c->kernel().restart();
+      if (hub) hub->requested_restart_done();
       if (!done) return send_error(*out, done.error());
       c->touch();
       send_json(*out, 200, kernel_model(*c));

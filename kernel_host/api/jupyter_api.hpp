@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <vector>
 
+#include "kernel_host/api/kernel_channels.hpp"
 #include "kernel_host/context_manager.hpp"
 #include "kernel_host/notebook_session_manager.hpp"
 #include "kernel_host/server/router.hpp"
@@ -15,6 +16,6 @@ namespace kh::api {
 
 void register_jupyter_api(server::router& routes, host::context_manager& contexts,
                           host::notebook_session_manager& sessions, server::work_pool& blocking,
-                          std::vector<std::filesystem::path> data_path);
+                          std::vector<std::filesystem::path> data_path, iopub_limits limits = {});
 
 }  // namespace kh::api

@@ -126,6 +126,7 @@ struct server_shared {
   std::atomic<std::uint64_t> requests{0};
   std::atomic<std::uint64_t> open{0};
   std::atomic<std::uint64_t> auth_failures{0};
+  std::atomic<std::uint64_t> write_timeouts{0};
   std::atomic<bool> stopping{false};
   net::io_context ioc;  // last: destroyed first, with the handlers that still hold connections
 
@@ -140,7 +141,8 @@ namespace websocket = beast::websocket;
 // One accepted WebSocket: a read loop and a write queue (one write in flight) on its strand.
 class ws_connection final : public websocket_peer, public std::enable_shared_from_this<ws_connection> {
  public:
-  ws_connection(tcp::socket&& socket, server_shared& server) : ws_(std::move(socket)), server_(server) {}
+  ws_connection(tcp::socket&& socket, server_shared& server)
+      : ws_(std::move(socket)), server_(server), write_timer_(ws_.get_executor()) {}
 
   void run(http::request<http::string_body> request) {
     beast::get_lowest_layer(ws_).expires_never();
@@ -153,6 +155,9 @@ class ws_connection final : public websocket_peer, public std::enable_shared_fro
     auto req = std::make_shared<http::request<http::string_body>>(std::move(request));
     ws_.async_accept(*req, [self = shared_from_this(), req](beast::error_code ec) {
       if (ec) return self->finish();
+      self->accepted_ = true;  // what the handler sent meanwhile (a replay) goes out now
+      if (!self->writing_ && !self->queue_.empty()) self->do_write();
+      else if (self->closing_ && !self->writing_) self->do_close();
       self->do_read();
     });
   }
@@ -162,7 +167,7 @@ class ws_connection final : public websocket_peer, public std::enable_shared_fro
     net::post(ws_.get_executor(), [self = shared_from_this()] {
       if (self->closed_) return;
       self->closing_ = true;
-      if (!self->writing_) self->do_close();
+      if (!self->writing_ && self->accepted_) self->do_close();
     });
   }
 
@@ -170,8 +175,13 @@ class ws_connection final : public websocket_peer, public std::enable_shared_fro
   void enqueue(std::string data, bool binary) {
     net::post(ws_.get_executor(), [self = shared_from_this(), data = std::move(data), binary]() mutable {
       if (self->closed_ || self->closing_) return;
+      self->queued_bytes_ += data.size();
+      if (self->queued_bytes_ > max_queued_bytes) {  // the client stopped reading
+        kh::log::get("server")->warn("WebSocket client is {} bytes behind: closing", self->queued_bytes_);
+        return self->finish();
+      }
       self->queue_.emplace_back(std::move(data), binary);
-      if (!self->writing_) self->do_write();
+      if (!self->writing_ && self->accepted_) self->do_write();
     });
   }
   void do_write() {
@@ -182,8 +192,21 @@ class ws_connection final : public websocket_peer, public std::enable_shared_fro
     }
     writing_ = true;
     ws_.binary(queue_.front().second);
+    const auto serial = ++write_serial_;
+    write_timer_.expires_after(server_.config.write_timeout);
+    write_timer_.async_wait([self = shared_from_this(), serial](beast::error_code ec) {
+      if (ec || !self->writing_ || self->write_serial_ != serial) return;
+      ++self->server_.write_timeouts;
+      beast::error_code ignored;  // the write in flight fails and finishes the connection
+      beast::get_lowest_layer(self->ws_).socket().close(ignored);
+    });
     ws_.async_write(net::buffer(queue_.front().first), [self = shared_from_this()](beast::error_code ec, std::size_t) {
-      if (!self->queue_.empty()) self->queue_.pop_front();
+      self->write_timer_.cancel();
+      if (!self->queue_.empty()) {
+        self->queued_bytes_ -= self->queue_.front().first.size();
+        self->queue_.pop_front();
+      }
+      self->writing_ = false;
       if (ec) return self->finish();
       self->do_write();
     });
@@ -214,7 +237,12 @@ class ws_connection final : public websocket_peer, public std::enable_shared_fro
   websocket::stream<beast::tcp_stream> ws_;
   server_shared& server_;
   beast::flat_buffer buffer_;
+  static constexpr std::size_t max_queued_bytes = 64ull << 20;
   std::deque<std::pair<std::string, bool>> queue_;
+  std::size_t queued_bytes_ = 0;
+  net::steady_timer write_timer_;
+  std::uint64_t write_serial_ = 0;
+  bool accepted_ = false;  // no frame goes out before the handshake answer
   bool writing_ = false;
   bool closing_ = false;
   bool closed_ = false;
@@ -394,12 +422,14 @@ void http_connection::handle_request() {
     }
   }
   if (beast::websocket::is_upgrade(msg)) {
-    if (const auto* ws_handler = server_.routes.match_websocket(ctx)) {
+    if (const auto* endpoint = server_.routes.match_websocket(ctx)) {
+      if (endpoint->admit)
+        if (auto refusal = endpoint->admit(ctx)) return ctx.out->send(std::move(*refusal));
       auto ws = std::make_shared<ws_connection>(stream_.release_socket(), server_);
       closed_ = true;  // the socket now belongs to the WebSocket
       status_ = 101;
       log_access();
-      (*ws_handler)(ctx, ws);
+      endpoint->open(ctx, ws);
       ws->run(std::move(msg));
       return;
     }
@@ -482,6 +512,8 @@ void http_connection::do_write() {
     return;
   }
   writing_ = true;
+  // A client that stops reading cannot hold the connection (and the cell behind it) forever.
+  stream_.expires_after(server_.config.write_timeout);
   auto self = shared_from_this();
   std::visit(
       [&](auto& item) {
@@ -509,6 +541,12 @@ void http_connection::do_write() {
 
 void http_connection::on_write(bool last, beast::error_code ec, std::size_t) {
   writing_ = false;
+  if (!ec) stream_.expires_never();
+  if (ec == beast::error::timeout) {
+    ++server_.write_timeouts;
+    kh::log::get("server")->warn("{} {}: the client took nothing for {} ms: closing", method_, target_.substr(0, target_.find('?')),
+                                 server_.config.write_timeout.count());
+  }
   if (ec) {
     client_gone_ = true;
     if (streaming_ && !stream_ended_ && on_disconnect_) std::exchange(on_disconnect_, nullptr)();
@@ -696,7 +734,8 @@ void http_server::stop(std::chrono::milliseconds deadline) {
 }
 
 server_counters http_server::counters() const {
-  return {impl_->shared.requests.load(), impl_->shared.open.load(), impl_->shared.auth_failures.load()};
+  return {impl_->shared.requests.load(), impl_->shared.open.load(), impl_->shared.auth_failures.load(),
+          impl_->shared.write_timeouts.load()};
 }
 
 }  // namespace kh::server

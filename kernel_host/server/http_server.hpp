@@ -22,6 +22,7 @@ struct server_config {
   std::size_t body_limit = 128ull << 20;
   std::chrono::milliseconds header_timeout{30'000};  // from the first byte of a request to its last header
   std::chrono::milliseconds idle_timeout{255'000};   // a keep-alive connection with no request; also a stalled body
+  std::chrono::milliseconds write_timeout{30'000};   // one write (response, stream chunk, WebSocket frame) not taken by the client
   int threads = 2;
 };
 
@@ -31,6 +32,7 @@ struct server_counters {
   std::uint64_t requests = 0;
   std::uint64_t connections_open = 0;
   std::uint64_t auth_failures = 0;
+  std::uint64_t write_timeouts = 0;  // connections closed because the client took nothing in time
 };
 
 class http_server {

@@ -69,8 +69,8 @@ void router::add(std::string method, std::string pattern, handler h) {
   routes_.push_back(route{std::move(method), split_path(pattern), std::move(h)});
 }
 
-void router::add_websocket(std::string pattern, websocket_handler h) {
-  websocket_routes_.push_back(websocket_route{split_path(pattern), std::move(h)});
+void router::add_websocket(std::string pattern, websocket_handler h, websocket_admission admit) {
+  websocket_routes_.push_back(websocket_endpoint{split_path(pattern), std::move(h), std::move(admit)});
 }
 
 namespace {
@@ -88,7 +88,7 @@ bool match_segments(const std::vector<std::string>& pattern, const std::vector<s
 }
 }  // namespace
 
-const websocket_handler* router::match_websocket(request_context& ctx) const {
+const websocket_endpoint* router::match_websocket(request_context& ctx) const {
   auto segments = split_path(ctx.request.path);
   ctx.sandbox_id = "default";
   if (segments.size() >= 2 && segments[0] == "sandboxes") {
@@ -99,7 +99,7 @@ const websocket_handler* router::match_websocket(request_context& ctx) const {
     std::map<std::string, std::string> params;
     if (match_segments(r.segments, segments, params)) {
       ctx.params = std::move(params);
-      return &r.fn;
+      return &r;
     }
   }
   return nullptr;

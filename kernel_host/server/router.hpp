@@ -4,6 +4,7 @@
 // sandbox id set; everything else addresses the "default" sandbox.
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,14 @@ namespace kh::server {
 
 using handler = std::function<void(request_context&)>;
 using websocket_handler = std::function<void(request_context&, std::shared_ptr<websocket_peer>)>;
+// Runs before the upgrade: a response refuses it (e.g. 404 for an unknown kernel), nullopt accepts.
+using websocket_admission = std::function<std::optional<http_response>(request_context&)>;
+
+struct websocket_endpoint {
+  std::vector<std::string> segments;
+  websocket_handler open;
+  websocket_admission admit;  // may be empty: always accepted
+};
 
 // A WebSocket upgrade for a route; the handler takes the socket over (see http_server).
 struct route_result {
@@ -25,9 +34,9 @@ class router {
  public:
   void add(std::string method, std::string pattern, handler h);
   // A WebSocket endpoint (GET with Upgrade: websocket).
-  void add_websocket(std::string pattern, websocket_handler h);
-  // The WebSocket handler for the path (fills params and sandbox_id), or nullptr.
-  const websocket_handler* match_websocket(request_context& ctx) const;
+  void add_websocket(std::string pattern, websocket_handler h, websocket_admission admit = {});
+  // The WebSocket endpoint for the path (fills params and sandbox_id), or nullptr.
+  const websocket_endpoint* match_websocket(request_context& ctx) const;
 
   // Strips /sandboxes/{id}, matches, fills ctx.params and ctx.sandbox_id.
   route_result match(request_context& ctx) const;
@@ -42,11 +51,7 @@ class router {
     handler fn;
   };
   std::vector<route> routes_;
-  struct websocket_route {
-    std::vector<std::string> segments;
-    websocket_handler fn;
-  };
-  std::vector<websocket_route> websocket_routes_;
+  std::vector<websocket_endpoint> websocket_routes_;
 };
 
 // Splits "/a/b/c" into {"a","b","c"} (empty segments dropped).
