@@ -107,6 +107,8 @@ void handle_execute(request_context& rc, host::context_manager& contexts, server
                             {"password", msg.content.value("password", false)},
                             {"timestamp", iso_timestamp()}}));
   };
+  // The Cloudflare contract ends a cell with exactly one of `execution_complete` or `error`
+  // (shared/reference/cloudflare-sandbox.md 3.4): after an error nothing else is sent.
   handlers.on_done = [stream](result<ctx::message> reply) {
     if (stream->done.exchange(true)) return;
     stream->context->set_pending_input(std::nullopt);
@@ -117,25 +119,27 @@ void handle_execute(request_context& rc, host::context_manager& contexts, server
         stream->out->write(sse({{"type", "error"},
                                 {"ename", "ExecutionAborted"},
                                 {"evalue", "the kernel aborted the cell (an earlier cell failed or was interrupted)"},
-                                {"traceback", nl::json::array()}}));
+                                {"traceback", nl::json::array()},
+                                {"timestamp", iso_timestamp()}}));
       else if (status != "ok" && !stream->saw_error)
         stream->out->write(sse({{"type", "error"},
                                 {"ename", content.value("ename", "Error")},
                                 {"evalue", content.value("evalue", "")},
-                                {"traceback", content.value("traceback", nl::json::array())}}));
-      stream->out->write(sse({{"type", "execution_complete"},
-                              {"execution_count", content.value("execution_count", 0)},
-                              {"status", content.value("status", "ok")},
-                              {"timestamp", iso_timestamp()}}));
-    } else {
+                                {"traceback", content.value("traceback", nl::json::array())},
+                                {"timestamp", iso_timestamp()}}));
+      else if (status == "ok" && !stream->saw_error)
+        stream->out->write(sse({{"type", "execution_complete"},
+                                {"execution_count", content.value("execution_count", 0)},
+                                {"status", "ok"},
+                                {"timestamp", iso_timestamp()}}));
+    } else if (!stream->saw_error) {
       const auto& err = reply.error();
       stream->out->write(sse({{"type", "error"},
                               {"ename", std::string(errc_name(err.code))},
                               {"evalue", err.message},
                               {"traceback", nl::json::array()},
                               {"code", std::string(errc_name(err.code))},
-                              {"details", err.details}}));
-      stream->out->write(sse({{"type", "execution_complete"}, {"execution_count", nullptr}, {"status", "error"},
+                              {"details", err.details},
                               {"timestamp", iso_timestamp()}}));
     }
     stream->context->end_execution();

@@ -78,6 +78,17 @@ describe('@cloudflare/sandbox CodeInterpreter', () => {
     assert.equal(execution.error.name, 'ZeroDivisionError');
     assert.equal(reported.name, 'ZeroDivisionError');
     assert.ok(Array.isArray(execution.error.traceback));
+    // The contract: the stream ends with `error` instead of `execution_complete`.
+    const stream = await ci.runCodeStream('print("before")\nraise ValueError("bad")', { context: ctx });
+    const events = [];
+    for await (const ev of parseSSEStream(stream)) events.push(ev);
+    assert.deepEqual(events.map((e) => e.type), ['stdout', 'error']);
+    assert.equal(events[1].ename, 'ValueError');
+    assert.equal(events[1].evalue, 'bad');
+    // runCode resolves (it does not wait for an execution_complete that never comes).
+    const failed = await ci.runCode('raise KeyError("k")', { context: ctx });
+    assert.equal(failed.error.name, 'KeyError');
+    assert.deepEqual(failed.results, []);
     // The context stays usable.
     const next = await ci.runCode('2+2', { context: ctx });
     assert.equal(next.results[0].text, '4');

@@ -196,7 +196,7 @@ TEST_F(http_api, python_context_streams_stdout_results_and_completion) {
   EXPECT_EQ(events.back()["type"], "execution_complete");
   EXPECT_GE(events.back()["execution_count"].get<int>(), 1);
 
-  // State persists; errors arrive as error events, then completion.
+  // State persists; an error ends the cell: `error` is the last event, no execution_complete.
   run(id, "x = 41");
   EXPECT_EQ(stdout_of(run(id, "print(x + 1)")), "42\n");
   auto failed = run(id, "1/0");
@@ -207,7 +207,8 @@ TEST_F(http_api, python_context_streams_stdout_results_and_completion) {
       EXPECT_EQ(e["ename"], "ZeroDivisionError");
     }
   EXPECT_TRUE(saw_error);
-  EXPECT_EQ(failed.back()["type"], "execution_complete");
+  EXPECT_EQ(failed.back()["type"], "error");
+  for (const auto& e : failed) EXPECT_NE(e["type"], "execution_complete");
 
   auto listed = req("GET", "/api/contexts").json();
   bool found = false;
@@ -342,6 +343,36 @@ TEST(http_shutdown, stop_cuts_open_streams_and_shuts_kernels_down) {
   EXPECT_TRUE(c.server_closed());
   EXPECT_TRUE(test::process_gone(pid));
   app.reset();
+}
+
+// A client that stops reading a stream is cut after the write timeout; its cell is interrupted
+// (the disconnect path) and the context serves the next cell.
+TEST(http_write_timeout, a_client_that_never_reads_does_not_hold_the_connection) {
+  auto config = test_config("write-timeout");
+  config.server.write_timeout = std::chrono::milliseconds(300);
+  host_app app(config);
+  ASSERT_TRUE(app.start());
+  const int port = app.port();
+  auto created = raw_http_client::request(port, "POST", "/api/contexts", R"({"language": "python"})");
+  ASSERT_EQ(created.status, 200) << created.body;
+  const std::string id = created.json().value("contextId", "");
+  {
+    raw_http_client stalled(port);
+    // Endless output that fills the socket buffers; we never read it.
+    stalled.send_request("POST", "/api/execute/code",
+                         nl::json{{"context_id", id}, {"code", "while True: print('x' * 65536)"}}.dump());
+    // The next cell runs only once the endless one was interrupted, i.e. after the server gave up
+    // on the stalled client.
+    auto next = raw_http_client::request(port, "POST", "/api/execute/code",
+                                         nl::json{{"context_id", id}, {"code", "print('after')"}}.dump());
+    EXPECT_EQ(next.status, 200);
+    bool printed = false;
+    for (const auto& e : sse_events(next.body))
+      if (e["type"] == "stdout" && e.value("text", "") == "after\n") printed = true;
+    EXPECT_TRUE(printed) << next.body.substr(0, 500);
+  }
+  EXPECT_GE(app.server().counters().write_timeouts, 1u);
+  app.stop();
 }
 
 }  // namespace
