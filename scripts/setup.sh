@@ -15,6 +15,7 @@ apt_packages=(
   python3-numpy python3-matplotlib python3-pandas python3-pil
   xpython bubblewrap curl libcli11-dev
   python3-nbclient python3-nbconvert python3-nbformat jupyter-nbconvert chromium
+  python3-jsonschema python3-yaml python3-jupyter-server jupyter-server
 )
 
 missing=()
