@@ -15,6 +15,7 @@
 #include "contexts/reactor.hpp"
 #include "kernel_host/notebook_commands.hpp"
 #include "kernel_host/kernelspec_install.hpp"
+#include "kernel_host/remote_run_code.hpp"
 #include "kernel_host/serve.hpp"
 
 namespace kh::host {
@@ -145,6 +146,8 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   run_cmd->add_option("code", code, "The code to run, or - to read it from standard input")->required();
+  remote_run_options remote;
+  add_remote_run_options(*run_cmd, remote);  // --server: through a running host (kernel_host/remote_run_code.cpp)
   add_notebook_commands(app);  // run, export (kernel_host/notebook_commands.cpp)
   add_install_kernelspec_command(app);  // kernel_host/kernelspec_install.cpp
 
@@ -158,6 +161,10 @@ int run_cli(int argc, char** argv) {
   }
   if (!log_level.empty()) kh::log::set_level(log_level);
   if (*specs_cmd) return list_kernelspecs(as_json);
+  if (*run_cmd && !remote.server.empty()) {
+    if (run_cmd->get_option("--timeout")->count() > 0) remote.timeout_s = timeout_s;
+    return run_code_remote(remote, code);
+  }
   if (*run_cmd) return run_code(kernel, timeout_s, code);
   if (*serve_cmd) return run_serve(serve_opts);
   return 0;
