@@ -1,7 +1,7 @@
 // `1+1` through POST /api/execute/code (SSE read to the end) against a running kernel-host:
-//   node bench/http/execute_latency.mjs http://127.0.0.1:3000 [iterations] [language]
+//   node bench/http/execute_latency.mjs http://127.0.0.1:3000 [iterations] [language] [kernelspec]
 // Prints the median and p90 in milliseconds, plus context creation time. Not a test: no goals asserted.
-const [base = 'http://127.0.0.1:3000', n = '200', language = 'python'] = process.argv.slice(2);
+const [base = 'http://127.0.0.1:3000', n = '200', language = 'python', kernel = ''] = process.argv.slice(2);
 const iterations = Number(n);
 
 async function post(path, body) {
@@ -10,7 +10,7 @@ async function post(path, body) {
 }
 
 const t0 = performance.now();
-const created = await (await post('/api/contexts', { language })).json();
+const created = await (await post('/api/contexts', kernel ? { language, kernel } : { language })).json();
 const createMs = performance.now() - t0;
 const id = created.contextId;
 const times = [];
@@ -23,5 +23,5 @@ for (let i = 0; i < iterations + 10; i++) {
 }
 times.sort((a, b) => a - b);
 const q = (p) => times[Math.min(times.length - 1, Math.floor(p * times.length))].toFixed(3);
-console.log(JSON.stringify({ language, iterations, create_context_ms: createMs.toFixed(1), median_ms: q(0.5), p90_ms: q(0.9), min_ms: q(0) }));
+console.log(JSON.stringify({ language, kernel: kernel || created.kernel || '', iterations, create_context_ms: createMs.toFixed(1), median_ms: q(0.5), p90_ms: q(0.9), min_ms: q(0) }));
 await fetch(`${base}/api/contexts/${id}`, { method: 'DELETE' });
