@@ -66,6 +66,28 @@ def node(script, *args, env):
     return json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])
 
 
+def sse_keepalive(port, kernel, n):
+    """1+1 over SSE from a lean keep-alive client (http.client), to separate the server's share
+    from Node fetch's per-request cost."""
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port)
+    c.request("POST", "/api/contexts", json.dumps({"kernel": kernel}), {"Content-Type": "application/json"})
+    ctx = json.loads(c.getresponse().read())["contextId"]
+    times = []
+    for i in range(n + 10):
+        t = time.perf_counter()
+        c.request("POST", "/api/execute/code", json.dumps({"context_id": ctx, "code": "1+1"}), {"Content-Type": "application/json"})
+        body = c.getresponse().read()
+        if b"execution_complete" not in body:
+            raise RuntimeError(body[:300])
+        if i >= 10:
+            times.append((time.perf_counter() - t) * 1000)
+    c.request("DELETE", f"/api/contexts/{ctx}")
+    c.getresponse().read()
+    times.sort()
+    return {"median_ms": f"{times[len(times) // 2]:.3f}", "p90_ms": f"{times[int(len(times) * 0.9)]:.3f}"}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -90,6 +112,7 @@ def main():
     results["kh_idle_rss_mb"] = rss_mb(daemon.pid)
     try:
         results["kh_sse_khpython"] = node("execute_latency.mjs", base, args.n, "python", "kernel-host-python", env=env)
+        results["kh_sse_khpython_keepalive"] = sse_keepalive(port, "kernel-host-python", args.n)
         results["kh_sse_ipykernel"] = node("execute_latency.mjs", base, args.n, "python", "python3", env=env)
         results["kh_ws_khpython"] = node("ws_latency.mjs", base, "", "kernel-host-python", args.n, env=env)
         results["kh_ws_ipykernel"] = node("ws_latency.mjs", base, "", "python3", args.n, env=env)
@@ -132,7 +155,8 @@ def main():
 
     js_ws = med("js_ws_ipykernel")
     rows = [
-        ("1+1 SSE, kernel-host-python (median ms)", med("kh_sse_khpython"), js_ws),
+        ("1+1 SSE, kernel-host-python, Node fetch (median ms)", med("kh_sse_khpython"), js_ws),
+        ("1+1 SSE, kernel-host-python, http.client", med("kh_sse_khpython_keepalive"), js_ws),
         ("1+1 SSE, ipykernel", med("kh_sse_ipykernel"), js_ws),
         ("1+1 WebSocket, kernel-host-python", med("kh_ws_khpython"), js_ws),
         ("1+1 WebSocket, ipykernel", med("kh_ws_ipykernel"), js_ws),
