@@ -410,6 +410,7 @@ result<void> kernel_manager::shutdown() {
   shutdown_locked(false);
   if (client_) client_->close();
   state_ = kernel_state::shut_down;
+  notify_lifecycle(kernel_state::shut_down);
   return {};
 }
 

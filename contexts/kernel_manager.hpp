@@ -103,7 +103,8 @@ class kernel_manager {
 
   // Lifecycle events for observers (the Jupyter WebSocket channels): kernel_state::restarting
   // when a restart begins (requested, after a timeout, after death), kernel_state::dead when the
-  // process is found dead or a restart fails. Handlers run on the thread that saw the change,
+  // process is found dead or a restart fails, kernel_state::shut_down once the final shutdown
+  // is done. Handlers run on the thread that saw the change,
   // possibly under the lifecycle lock: they must not block or call into this manager. Thread-safe.
   std::uint64_t watch_lifecycle(std::function<void(kernel_state)> handler);
   void unwatch_lifecycle(std::uint64_t token);

@@ -303,6 +303,14 @@ void kernel_channels::on_lifecycle(ctx::kernel_state state) {
     announced = "restarting";
   } else if (state == ctx::kernel_state::dead) {
     announced = "dead";
+  } else if (state == ctx::kernel_state::shut_down) {
+    // However it was removed (Jupyter or agent API, a session, culling): its sockets close.
+    std::lock_guard lock(mutex_);
+    for (auto& [id, conn] : connections_)
+      if (auto p = conn->peer.lock()) p->close();
+    buffer_.clear();
+    buffering_ = false;
+    return;
   } else {
     return;
   }

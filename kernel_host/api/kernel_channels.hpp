@@ -6,7 +6,8 @@
 //  - when the last connection closes, what the kernel still sends is buffered, and replayed to a
 //    connection that comes back with the same session_id (another session discards it);
 //  - a restart (other than one asked for by the Jupyter REST API, which the asking client awaits
-//    itself) is announced as IOPub `status: restarting`, a death as `status: dead`;
+//    itself) is announced as IOPub `status: restarting`, a death as `status: dead`; when the
+//    kernel is shut down (whichever API removed it) its sockets are closed;
 //  - IOPub rate limits per connection with jupyter_server's semantics and notice text
 //    (iopub_msg_rate_limit, iopub_data_rate_limit, rate_limit_window).
 // The legacy JSON protocol and v1.kernel.websocket.jupyter.org are both spoken.

@@ -197,6 +197,48 @@ describe('kernel WebSocket channels', () => {
     await closed;
     assert.equal((await fetch(`${daemon.url}/api/kernels/${kernel.id}`)).status, 404);
   });
+
+  test('a kernel deleted through the agent API closes its sockets too', async () => {
+    const created = await (await fetch(`${daemon.url}/api/contexts`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ language: 'python' }),
+    })).json();
+    const raw = new WebSocket(`${daemon.url.replace('http', 'ws')}/api/kernels/${created.contextId}/channels?session_id=raw2`);
+    await new Promise((resolve, reject) => {
+      raw.on('open', resolve);
+      raw.on('error', reject);
+    });
+    const closed = new Promise((resolve) => raw.on('close', resolve));
+    const res = await fetch(`${daemon.url}/api/contexts/${created.contextId}`, { method: 'DELETE' });
+    assert.equal(res.status, 200);
+    await closed;
+  });
+
+  test('the legacy JSON protocol (no subprotocol) executes and sees IOPub', async () => {
+    const kernel = await manager.startNew({ name: 'python3' });
+    await kernel.info;
+    const raw = new WebSocket(`${daemon.url.replace('http', 'ws')}/api/kernels/${kernel.id}/channels?session_id=legacy`);
+    await new Promise((resolve, reject) => {
+      raw.on('open', resolve);
+      raw.on('error', reject);
+    });
+    const seen = [];
+    raw.on('message', (data, isBinary) => {
+      if (!isBinary) seen.push(JSON.parse(data.toString()));
+    });
+    const msgId = `legacy-${Date.now()}`;
+    raw.send(JSON.stringify({
+      header: { msg_id: msgId, msg_type: 'execute_request', session: 'legacy', username: 'u', version: '5.3', date: new Date().toISOString() },
+      parent_header: {}, metadata: {}, channel: 'shell',
+      content: { code: 'print(3*3)', silent: false, store_history: true, user_expressions: {}, allow_stdin: false },
+    }));
+    await until(() => seen.some((m) => m.msg_type === 'execute_reply' && m.parent_header.msg_id === msgId));
+    const out = seen.filter((m) => m.channel === 'iopub' && m.msg_type === 'stream' && m.parent_header.msg_id === msgId);
+    assert.equal(out.map((m) => m.content.text).join(''), '9\n');
+    raw.close();
+    await kernel.shutdown();
+  });
 });
 
 describe('IOPub rate limits', () => {
