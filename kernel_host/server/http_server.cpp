@@ -513,7 +513,11 @@ void http_connection::do_write() {
   }
   writing_ = true;
   // A client that stops reading cannot hold the connection (and the cell behind it) forever.
-  stream_.expires_after(server_.config.write_timeout);
+  // Big bodies get extra time at a floor rate of 1 MiB/s, so a slow but live client is not cut.
+  std::size_t bytes = 0;
+  if (auto* full = std::get_if<full_response>(&queue_.front())) bytes = full->msg->body().size();
+  if (auto* chunk = std::get_if<stream_chunk>(&queue_.front())) bytes = chunk->data->size();
+  stream_.expires_after(server_.config.write_timeout + std::chrono::milliseconds(bytes >> 10));
   auto self = shared_from_this();
   std::visit(
       [&](auto& item) {

@@ -22,7 +22,7 @@ struct server_config {
   std::size_t body_limit = 128ull << 20;
   std::chrono::milliseconds header_timeout{30'000};  // from the first byte of a request to its last header
   std::chrono::milliseconds idle_timeout{255'000};   // a keep-alive connection with no request; also a stalled body
-  std::chrono::milliseconds write_timeout{30'000};   // one write (response, stream chunk, WebSocket frame) not taken by the client
+  std::chrono::milliseconds write_timeout{30'000};   // one write (response, stream chunk, WebSocket frame) not taken by the client (+1 ms per KiB of body)
   int threads = 2;
 };
 
