@@ -19,7 +19,10 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   if (config_.data_dir.empty()) config_.data_dir = default_data_dir();
   auto& c = config_.contexts;
   if (c.data_path.empty()) c.data_path = kernel_data_path();
-  if (c.workspace.empty()) c.workspace = config_.data_dir / "workspace";
+  // Kernels on the host share the default sandbox's workspace, so /workspace means one folder
+  // whichever API wrote to it.
+  if (config_.sandboxes.data_dir.empty()) config_.sandboxes.data_dir = config_.data_dir;
+  if (c.workspace.empty()) c.workspace = config_.sandboxes.data_dir / "sandboxes" / config_.sandboxes.default_sandbox_id / "workspace";
   if (c.runtime_dir.empty()) c.runtime_dir = config_.data_dir / "runtime";
   std::error_code ec;
   fs::create_directories(c.workspace, ec);
@@ -33,6 +36,14 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   api::register_interpreter_api(*routes_, *contexts_, *blocking_);
   sessions_ = std::make_unique<notebook_session_manager>();
   api::register_jupyter_api(*routes_, *contexts_, *sessions_, *blocking_, c.data_path, config_.iopub);
+  sandbox_pool_ = std::make_unique<server::elastic_pool>(config_.sandbox_threads);
+  if (auto m = sandbox_bridge::sandbox_manager::create(config_.sandboxes)) {
+    sandboxes_ = std::move(*m);
+  } else {
+    sandbox_error_ = m.error();
+    kh::log::get("sandbox")->warn("sandboxes are unavailable: {}", m.error().to_string());
+  }
+  api::register_sandbox_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, &sandbox_hooks_);
   server_ = std::make_unique<server::http_server>(config_.server, *routes_);
 }
 
@@ -50,6 +61,8 @@ void host_app::stop(std::chrono::milliseconds deadline) {
   auto log = kh::log::get("server");
   log->info("stopping: finishing in-flight requests (deadline {} ms)", deadline.count());
   server_->stop(deadline);      // streams still open see a disconnect and interrupt their cells
+  sandboxes_.reset();           // kills every sandbox process: blocked commands return; workspaces stay
+  sandbox_pool_->join();
   contexts_->shutdown_all();    // every kernel by its ladder, in parallel
   blocking_->join();
   log->info("stopped");

@@ -12,7 +12,10 @@
 #include "kernel_host/context_manager.hpp"
 #include "kernel_host/notebook_session_manager.hpp"
 #include "kernel_host/server/http_server.hpp"
+#include "kernel_host/api/sandbox_api.hpp"
+#include "kernel_host/server/elastic_pool.hpp"
 #include "kernel_host/server/work_pool.hpp"
+#include "sandbox_bridge/sandbox_manager.hpp"
 
 namespace kh::host {
 
@@ -22,6 +25,8 @@ struct host_config {
   context_manager_config contexts;  // data_path, workspace and runtime_dir are filled from data_dir when empty
   int blocking_threads = 8;
   api::iopub_limits iopub;  // Jupyter WebSocket IOPub rate limits
+  sandbox_bridge::manager_options sandboxes;  // data_dir is filled from data_dir when empty
+  std::size_t sandbox_threads = 256;          // most sandbox calls blocking at once (commands, streams)
 };
 
 class host_app {
@@ -37,6 +42,10 @@ class host_app {
   const host_config& config() const noexcept { return config_; }
   context_manager& contexts() noexcept { return *contexts_; }
   server::http_server& server() noexcept { return *server_; }
+  // Null when sandboxes cannot run here (sandbox_error() says why).
+  sandbox_bridge::sandbox_manager* sandboxes() noexcept { return sandboxes_.get(); }
+  const std::optional<error>& sandbox_error() const noexcept { return sandbox_error_; }
+  api::sandbox_api_hooks& sandbox_hooks() noexcept { return sandbox_hooks_; }
 
   // Stops accepting, finishes in-flight requests until `deadline`, shuts every kernel down by
   // its ladder (in parallel), joins every thread. Idempotent.
@@ -48,6 +57,10 @@ class host_app {
   std::unique_ptr<context_manager> contexts_;
   std::unique_ptr<notebook_session_manager> sessions_;
   std::unique_ptr<server::work_pool> blocking_;
+  std::unique_ptr<sandbox_bridge::sandbox_manager> sandboxes_;
+  std::optional<error> sandbox_error_;
+  api::sandbox_api_hooks sandbox_hooks_;
+  std::unique_ptr<server::elastic_pool> sandbox_pool_;
   std::unique_ptr<server::router> routes_;
   std::unique_ptr<server::http_server> server_;
   bool stopped_ = false;

@@ -74,6 +74,16 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
                   "A response write (or a stream chunk) that the client does not take within this is abandoned and "
                   "the connection closed")
       ->envname("KH_WRITE_TIMEOUT_MS")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--sandbox-memory", o.sandbox_memory, "Memory limit of a sandbox (0: unlimited)")
+      ->envname("KH_SANDBOX_MEMORY")->capture_default_str();
+  cmd->add_option("--sandbox-max-processes", o.sandbox_max_processes, "Process limit of a sandbox (0: unlimited)")
+      ->envname("KH_SANDBOX_MAX_PROCESSES")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--sandbox-uid", o.sandbox_uid, "The unprivileged uid (and gid) processes run as inside sandboxes")
+      ->envname("KH_SANDBOX_UID")->capture_default_str()->check(CLI::Range(1, 65534));
+  cmd->add_option("--max-read", o.max_read, "Largest file /api/read returns whole (bigger: 413 FILE_TOO_LARGE; use /api/read/stream or /api/files/raw)")
+      ->envname("KH_MAX_READ")->capture_default_str();
+  cmd->add_option("--process-log-limit", o.process_log_limit, "Log bytes kept per stream of a background process (oldest dropped and counted)")
+      ->envname("KH_PROCESS_LOG_LIMIT")->capture_default_str();
   // A config file holds the same options (TOML/INI: listen = "0.0.0.0:3000").
   cmd->set_config("--config", "", "Read options from this TOML/INI file (env KH_CONFIG)")->envname("KH_CONFIG");
   return cmd;
@@ -115,6 +125,18 @@ int run_serve(const serve_options& o) {
   config.contexts.pool_sizes = {{"python", o.python_pool}, {"javascript", o.javascript_pool}};
   config.contexts.max_contexts = static_cast<std::size_t>(o.max_contexts);
   config.contexts.cull_idle = std::chrono::milliseconds(static_cast<long long>(o.cull_idle_s) * 1000);
+  const std::size_t sandbox_memory = o.sandbox_memory == "0" ? 0 : parse_size(o.sandbox_memory);
+  const std::size_t max_read = parse_size(o.max_read), log_limit = parse_size(o.process_log_limit);
+  if ((sandbox_memory == 0 && o.sandbox_memory != "0") || max_read == 0 || log_limit == 0) {
+    std::fprintf(stderr, "error: --sandbox-memory, --max-read and --process-log-limit take sizes like 512MiB\n");
+    return 2;
+  }
+  config.sandboxes.uid = static_cast<uid_t>(o.sandbox_uid);
+  config.sandboxes.gid = static_cast<gid_t>(o.sandbox_uid);
+  config.sandboxes.default_limits.memory_bytes = sandbox_memory;
+  config.sandboxes.default_limits.max_processes = o.sandbox_max_processes;
+  config.sandboxes.runtime.max_read_bytes = max_read;
+  config.sandboxes.runtime.log_capacity = log_limit;
 
   // Block the stop signals in every thread (threads inherit the mask) and wait for them here.
   sigset_t signals;

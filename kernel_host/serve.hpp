@@ -26,6 +26,11 @@ struct serve_options {
   double iopub_data_rate_limit = 1'000'000;
   double rate_limit_window = 3;
   int write_timeout_ms = 30'000;
+  std::string sandbox_memory = "1GiB";   // per sandbox; 0: unlimited
+  int sandbox_max_processes = 512;       // per sandbox; 0: unlimited
+  int sandbox_uid = 1000;                // the unprivileged user inside sandboxes
+  std::string max_read = "32MiB";        // a whole-file /api/read
+  std::string process_log_limit = "1MiB";  // per stream of a background process
 };
 
 // Registers the `serve` subcommand with its options; returns it.

@@ -54,6 +54,9 @@ class sandbox_files {
   result<bool> exists(const std::string& path, const std::string& cwd) const;
   result<file_info> stat(const std::string& path, const std::string& cwd) const;
 
+  // The absolute, normalized form of a caller's path (relative to cwd); /proc and /sys refused.
+  result<std::string> normalize(const std::string& path, const std::string& cwd) const;
+
   // An open descriptor for a normalized path (for streaming), flags as for open(2).
   result<int> open(const std::string& normalized, int flags, mode_t mode = 0644) const;
 
@@ -65,7 +68,6 @@ class sandbox_files {
  private:
   result<int> open_dir(const std::string& normalized) const;  // O_PATH|O_DIRECTORY
   result<void> mkdirs(const std::string& normalized) const;
-  result<std::string> normalize(const std::string& path, const std::string& cwd) const;
 
   sandbox& sandbox_;
   std::uint64_t max_read_bytes_;

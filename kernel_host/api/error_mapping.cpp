@@ -63,8 +63,9 @@ int retry_after_seconds(errc code) noexcept {
   }
 }
 
-std::string iso_timestamp() {
-  const auto now = std::chrono::system_clock::now();
+std::string iso_timestamp() { return iso_time(std::chrono::system_clock::now()); }
+
+std::string iso_time(std::chrono::system_clock::time_point now) {
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   const std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};

@@ -2,6 +2,7 @@
 // The one place where an errc becomes an HTTP status and an error body.
 // Managers return kh::error; handlers hand it here; nothing else chooses a status for an error.
 
+#include <chrono>
 #include <string>
 
 #include "common/error.hpp"
@@ -20,6 +21,7 @@ nl::json error_body(const error& err);
 
 // ISO 8601 UTC with milliseconds, as the Cloudflare contract uses: "2026-11-26T23:53:03.123Z".
 std::string iso_timestamp();
+std::string iso_time(std::chrono::system_clock::time_point t);
 
 }  // namespace kh::api
 

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -60,7 +61,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   // Responder entry points, always on the strand.
   void respond(std::uint64_t serial, http_response response);
   void begin_stream(std::uint64_t serial, int status, std::string content_type, header_list headers);
-  void write_chunk(std::uint64_t serial, std::string chunk);
+  void write_chunk(std::uint64_t serial, std::string chunk, std::function<void(bool)> written = {});
   void end_stream(std::uint64_t serial);
   void set_disconnect_handler(std::uint64_t serial, std::function<void()> handler);
   net::any_io_executor executor() { return stream_.get_executor(); }
@@ -68,7 +69,10 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
  private:
   struct full_response { std::shared_ptr<http::response<http::string_body>> msg; };
   struct stream_header { std::shared_ptr<http::response<http::empty_body>> msg; };
-  struct stream_chunk { std::shared_ptr<std::string> data; };
+  struct stream_chunk {
+    std::shared_ptr<std::string> data;
+    std::function<void(bool)> written;  // optional: told whether the client took the chunk
+  };
   struct stream_last {};
   using out_item = std::variant<full_response, stream_header, stream_chunk, stream_last>;
 
@@ -84,6 +88,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void do_write();
   void on_write(bool last, beast::error_code ec, std::size_t n);
   void finish_exchange();
+  void drop_queue();  // tells waiting writers their chunks were not taken
   void do_probe();
   void on_probe(beast::error_code ec, std::size_t n);
   void do_close();
@@ -275,6 +280,14 @@ class connection_responder final : public responder {
   }
   void write(std::string chunk) override {
     post([c = conn_, s = serial_, d = std::move(chunk)]() mutable { c->write_chunk(s, std::move(d)); });
+  }
+  bool write_and_wait(std::string chunk) override {
+    auto taken = std::make_shared<std::promise<bool>>();
+    auto fut = taken->get_future();
+    post([c = conn_, s = serial_, d = std::move(chunk), taken]() mutable {
+      c->write_chunk(s, std::move(d), [taken](bool ok) { taken->set_value(ok); });
+    });
+    return fut.get();
   }
   void end() override {
     post([c = conn_, s = serial_] { c->end_stream(s); });
@@ -481,9 +494,16 @@ void http_connection::begin_stream(std::uint64_t serial, int status, std::string
   do_probe();
 }
 
-void http_connection::write_chunk(std::uint64_t serial, std::string chunk) {
-  if (serial != serial_ || !streaming_ || stream_ended_ || closed_ || chunk.empty()) return;
-  enqueue(stream_chunk{std::make_shared<std::string>(std::move(chunk))});
+void http_connection::write_chunk(std::uint64_t serial, std::string chunk, std::function<void(bool)> written) {
+  if (serial != serial_ || !streaming_ || stream_ended_ || closed_) {
+    if (written) written(false);
+    return;
+  }
+  if (chunk.empty()) {
+    if (written) written(true);
+    return;
+  }
+  enqueue(stream_chunk{std::make_shared<std::string>(std::move(chunk)), std::move(written)});
 }
 
 void http_connection::end_stream(std::uint64_t serial) {
@@ -533,7 +553,10 @@ void http_connection::do_write() {
         } else if constexpr (std::is_same_v<T, stream_chunk>) {
           auto data = item.data;
           net::async_write(stream_, http::make_chunk(net::buffer(*data)),
-                           [self, data](beast::error_code ec, std::size_t n) { self->on_write(false, ec, n); });
+                           [self, data, written = std::move(item.written)](beast::error_code ec, std::size_t n) {
+                             if (written) written(!ec);
+                             self->on_write(false, ec, n);
+                           });
         } else {
           net::async_write(stream_, http::make_chunk_last(),
                            [self](beast::error_code ec, std::size_t n) { self->on_write(true, ec, n); });
@@ -561,9 +584,15 @@ void http_connection::on_write(bool last, beast::error_code ec, std::size_t) {
   do_write();
 }
 
+void http_connection::drop_queue() {
+  for (auto& item : queue_)
+    if (auto* chunk = std::get_if<stream_chunk>(&item); chunk && chunk->written) chunk->written(false);
+  queue_.clear();
+}
+
 void http_connection::finish_exchange() {
   log_access();
-  queue_.clear();
+  drop_queue();
   header_serializer_.reset();
   on_disconnect_ = nullptr;
   if (!keep_alive_ || closing_) return do_close();
@@ -607,6 +636,7 @@ void http_connection::on_probe(beast::error_code ec, std::size_t n) {
 void http_connection::do_close() {
   if (closed_) return;
   closed_ = true;
+  drop_queue();
   if (in_exchange_ && !responded_) status_ = 0;
   if (streaming_ && !stream_ended_ && on_disconnect_) std::exchange(on_disconnect_, nullptr)();
   beast::error_code ec;

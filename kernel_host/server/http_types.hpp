@@ -43,6 +43,9 @@ class responder {
   virtual void send(http_response response) = 0;
   virtual void begin_stream(int status, std::string content_type, header_list headers = {}) = 0;
   virtual void write(std::string chunk) = 0;
+  // Blocking (never on an I/O thread): writes a chunk and waits until the client took it, so a
+  // producer of big streams holds at most one chunk in memory. False when the client is gone.
+  virtual bool write_and_wait(std::string chunk) = 0;
   virtual void end() = 0;
   // Called once, on the connection's strand, if the client goes away before end().
   virtual void on_disconnect(std::function<void()> handler) = 0;

@@ -14,6 +14,7 @@ class recording_responder final : public responder {
   void send(http_response r) override { sent = std::move(r); }
   void begin_stream(int, std::string, header_list) override {}
   void write(std::string) override {}
+  bool write_and_wait(std::string) override { return true; }
   void end() override {}
   void on_disconnect(std::function<void()>) override {}
   http_response sent;
