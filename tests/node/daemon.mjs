@@ -4,10 +4,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export async function startDaemon(extraArgs = []) {
+// options.dataDir: reuse a data folder (a restarted daemon); default a fresh temporary one.
+export async function startDaemon(extraArgs = [], options = {}) {
   const bin = process.env.KH_BIN;
   if (!bin) throw new Error('KH_BIN must name the kernel-host executable');
-  const dataDir = mkdtempSync(join(tmpdir(), 'kh-node-'));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kh-node-'));
   const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
