@@ -16,6 +16,7 @@ apt_packages=(
   xpython bubblewrap curl libcli11-dev
   python3-nbclient python3-nbconvert python3-nbformat jupyter-nbconvert chromium
   python3-jsonschema python3-yaml python3-jupyter-server jupyter-server
+  s3fs
 )
 
 missing=()
@@ -42,10 +43,11 @@ if [ ! -x "$deps/node_modules/.bin/deno" ] || ! "$deps/node_modules/.bin/deno" -
   [ -f "$deps/package.json" ] || echo '{"name":"kernel-host-deps","private":true}' > "$deps/package.json"
   (cd "$deps" && npm install --no-audit --no-fund --loglevel=error deno@2)
 fi
-# Real API clients for the Node tests (tests/node): the Cloudflare Sandbox SDK and JupyterLab's services.
-node_test_packages=(@cloudflare/sandbox@0.12.10 @jupyterlab/services@7 ws@8)
+# Real API clients for the Node tests (tests/node): the Cloudflare Sandbox SDK and JupyterLab's services;
+# s3rver, a real S3 server on loopback for the bucket-mount tests.
+node_test_packages=(@cloudflare/sandbox@0.12.10 @jupyterlab/services@7 ws@8 s3rver@3)
 if [ ! -d "$deps/node_modules/@cloudflare/sandbox" ] || [ ! -d "$deps/node_modules/@jupyterlab/services" ] ||
-   [ ! -d "$deps/node_modules/ws" ]; then
+   [ ! -d "$deps/node_modules/ws" ] || [ ! -d "$deps/node_modules/s3rver" ]; then
   echo "setup: installing the Node test clients into $deps"
   (cd "$deps" && npm install --no-audit --no-fund --loglevel=error "${node_test_packages[@]}")
 fi
