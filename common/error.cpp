@@ -46,6 +46,10 @@ std::string_view errc_name(errc code) noexcept {
     case errc::file_too_large: return "FILE_TOO_LARGE";
     case errc::filesystem_error: return "FILESYSTEM_ERROR";
     case errc::command_execution_error: return "COMMAND_EXECUTION_ERROR";
+    case errc::missing_credentials: return "MISSING_CREDENTIALS";
+    case errc::invalid_mount_config: return "INVALID_MOUNT_CONFIG";
+    case errc::s3fs_mount_error: return "S3FS_MOUNT_ERROR";
+    case errc::bucket_unmount_error: return "BUCKET_UNMOUNT_ERROR";
   }
   return "INTERNAL_ERROR";
 }

@@ -56,6 +56,11 @@ enum class errc {
   file_too_large,          // a read beyond the configured limit
   filesystem_error,        // any other file system failure
   command_execution_error, // a command could not be run
+  // Bucket mounts (sandbox_bridge/bucket_mounts).
+  missing_credentials,     // no S3 credentials in the request nor the daemon's environment
+  invalid_mount_config,    // a bad bucket, mountPath, endpoint, prefix or s3fs option; the path in use
+  s3fs_mount_error,        // s3fs did not mount (details: logTail, exitCode)
+  bucket_unmount_error,    // the mount could not be removed
 };
 
 // The API name of an error code, e.g. errc::kernel_died -> "KERNEL_DIED".

@@ -1,6 +1,7 @@
 #include "kernel_host/host_app.hpp"
 
 #include "common/log.hpp"
+#include "kernel_host/api/bucket_api.hpp"
 #include "kernel_host/api/interpreter_api.hpp"
 #include "kernel_host/api/jupyter_api.hpp"
 #include "kernel_host/cli.hpp"
@@ -44,6 +45,7 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
     kh::log::get("sandbox")->warn("sandboxes are unavailable: {}", m.error().to_string());
   }
   api::register_sandbox_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, &sandbox_hooks_);
+  buckets_ = api::register_bucket_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_);
   server_ = std::make_unique<server::http_server>(config_.server, *routes_);
 }
 
@@ -61,6 +63,7 @@ void host_app::stop(std::chrono::milliseconds deadline) {
   auto log = kh::log::get("server");
   log->info("stopping: finishing in-flight requests (deadline {} ms)", deadline.count());
   server_->stop(deadline);      // streams still open see a disconnect and interrupt their cells
+  if (buckets_) buckets_->unmount_everything();  // s3fs processes end before their sandboxes
   sandboxes_.reset();           // kills every sandbox process: blocked commands return; workspaces stay
   sandbox_pool_->join();
   contexts_->shutdown_all();    // every kernel by its ladder, in parallel

@@ -15,6 +15,7 @@
 #include "kernel_host/api/sandbox_api.hpp"
 #include "kernel_host/server/elastic_pool.hpp"
 #include "kernel_host/server/work_pool.hpp"
+#include "sandbox_bridge/bucket_mounts.hpp"
 #include "sandbox_bridge/sandbox_manager.hpp"
 
 namespace kh::host {
@@ -61,6 +62,7 @@ class host_app {
   std::optional<error> sandbox_error_;
   api::sandbox_api_hooks sandbox_hooks_;
   std::unique_ptr<server::elastic_pool> sandbox_pool_;
+  std::unique_ptr<sandbox_bridge::bucket_mounts> buckets_;  // s3fs mounts inside sandboxes
   std::unique_ptr<server::router> routes_;
   std::unique_ptr<server::http_server> server_;
   bool stopped_ = false;

@@ -50,6 +50,10 @@ int http_status(errc code) noexcept {
     case errc::no_space:
     case errc::filesystem_error:
     case errc::command_execution_error: return 500;
+    case errc::missing_credentials:
+    case errc::invalid_mount_config: return 400;
+    case errc::s3fs_mount_error:
+    case errc::bucket_unmount_error: return 500;
   }
   return 500;
 }

@@ -11,6 +11,7 @@ export async function startDaemon(extraArgs = [], options = {}) {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'kh-node-'));
   const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: options.env ?? process.env,
   });
   const url = await new Promise((resolve, reject) => {
     let out = '';
