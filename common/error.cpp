@@ -50,6 +50,10 @@ std::string_view errc_name(errc code) noexcept {
     case errc::invalid_mount_config: return "INVALID_MOUNT_CONFIG";
     case errc::s3fs_mount_error: return "S3FS_MOUNT_ERROR";
     case errc::bucket_unmount_error: return "BUCKET_UNMOUNT_ERROR";
+    case errc::invalid_port: return "INVALID_PORT";
+    case errc::port_not_exposed: return "PORT_NOT_EXPOSED";
+    case errc::invalid_token: return "INVALID_TOKEN";
+    case errc::service_not_responding: return "SERVICE_NOT_RESPONDING";
   }
   return "INTERNAL_ERROR";
 }

@@ -61,6 +61,11 @@ enum class errc {
   invalid_mount_config,    // a bad bucket, mountPath, endpoint, prefix or s3fs option; the path in use
   s3fs_mount_error,        // s3fs did not mount (details: logTail, exitCode)
   bucket_unmount_error,    // the mount could not be removed
+  // Ports and preview URLs (kernel_host/api/ports_api).
+  invalid_port,            // outside 1024-65535, or the daemon's own port
+  port_not_exposed,        // no exposure for that port of the sandbox
+  invalid_token,           // a preview URL whose token does not match the exposure
+  service_not_responding,  // nothing accepts connections on the exposed port
 };
 
 // The API name of an error code, e.g. errc::kernel_died -> "KERNEL_DIED".

@@ -46,6 +46,9 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   }
   api::register_sandbox_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, &sandbox_hooks_);
   buckets_ = api::register_bucket_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_);
+  ports_ = std::make_unique<api::ports_api>(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_,
+                                            api::ports_options{config_.preview_domain, [this] { return server_->port(); }});
+  config_.server.takeover = ports_->selector();
   server_ = std::make_unique<server::http_server>(config_.server, *routes_);
 }
 

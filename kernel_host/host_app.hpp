@@ -12,6 +12,7 @@
 #include "kernel_host/context_manager.hpp"
 #include "kernel_host/notebook_session_manager.hpp"
 #include "kernel_host/server/http_server.hpp"
+#include "kernel_host/api/ports_api.hpp"
 #include "kernel_host/api/sandbox_api.hpp"
 #include "kernel_host/server/elastic_pool.hpp"
 #include "kernel_host/server/work_pool.hpp"
@@ -28,6 +29,7 @@ struct host_config {
   api::iopub_limits iopub;  // Jupyter WebSocket IOPub rate limits
   sandbox_bridge::manager_options sandboxes;  // data_dir is filled from data_dir when empty
   std::size_t sandbox_threads = 256;          // most sandbox calls blocking at once (commands, streams)
+  std::string preview_domain = "localhost";   // preview URLs: http://<port>-<sandbox>-<token>.<domain>:<port>/
 };
 
 class host_app {
@@ -65,6 +67,7 @@ class host_app {
   std::unique_ptr<sandbox_bridge::bucket_mounts> buckets_;  // s3fs mounts inside sandboxes
   std::unique_ptr<server::router> routes_;
   std::unique_ptr<server::http_server> server_;
+  std::unique_ptr<api::ports_api> ports_;  // after server_: gone before the server's io_context
   bool stopped_ = false;
 };
 

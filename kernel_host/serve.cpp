@@ -84,6 +84,9 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
       ->envname("KH_MAX_READ")->capture_default_str();
   cmd->add_option("--process-log-limit", o.process_log_limit, "Log bytes kept per stream of a background process (oldest dropped and counted)")
       ->envname("KH_PROCESS_LOG_LIMIT")->capture_default_str();
+  cmd->add_option("--preview-domain", o.preview_domain,
+                  "Domain of preview URLs: http://<port>-<sandbox>-<token>.<domain>:<port>/ reaches an exposed sandbox port")
+      ->envname("KH_PREVIEW_DOMAIN")->capture_default_str();
   // A config file holds the same options (TOML/INI: listen = "0.0.0.0:3000").
   cmd->set_config("--config", "", "Read options from this TOML/INI file (env KH_CONFIG)")->envname("KH_CONFIG");
   return cmd;
@@ -137,6 +140,8 @@ int run_serve(const serve_options& o) {
   config.sandboxes.default_limits.max_processes = o.sandbox_max_processes;
   config.sandboxes.runtime.max_read_bytes = max_read;
   config.sandboxes.runtime.log_capacity = log_limit;
+  config.preview_domain = o.preview_domain;
+  for (auto& ch : config.preview_domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
 
   // Block the stop signals in every thread (threads inherit the mask) and wait for them here.
   sigset_t signals;

@@ -31,6 +31,7 @@ struct serve_options {
   int sandbox_uid = 1000;                // the unprivileged user inside sandboxes
   std::string max_read = "32MiB";        // a whole-file /api/read
   std::string process_log_limit = "1MiB";  // per stream of a background process
+  std::string preview_domain = "localhost";  // preview URLs: <port>-<sandbox>-<token>.<domain>
 };
 
 // Registers the `serve` subcommand with its options; returns it.

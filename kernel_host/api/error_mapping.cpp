@@ -54,6 +54,10 @@ int http_status(errc code) noexcept {
     case errc::invalid_mount_config: return 400;
     case errc::s3fs_mount_error:
     case errc::bucket_unmount_error: return 500;
+    case errc::invalid_port: return 400;
+    case errc::port_not_exposed:
+    case errc::invalid_token: return 404;
+    case errc::service_not_responding: return 502;
   }
   return 500;
 }

@@ -51,7 +51,8 @@ struct server_shared;
 // One TCP connection: reads requests one at a time, writes one thing at a time.
 class http_connection : public std::enable_shared_from_this<http_connection> {
  public:
-  http_connection(tcp::socket&& socket, server_shared& server);
+  // `prelude`: bytes already read from the socket (a connection given back after a takeover).
+  http_connection(tcp::socket&& socket, server_shared& server, std::string_view prelude = {});
   ~http_connection();
   void run();
   // From any thread: close now (stop deadline passed) or after the current response.
@@ -81,6 +82,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   void do_read_request();
   void on_read(beast::error_code ec, std::size_t n);
   void handle_request();
+  bool try_takeover();
   void fail_request(const error& err, bool close);
   template <class Body>
   void decorate(http::response<Body>& msg);
@@ -116,6 +118,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   std::string method_, target_;
   clock::time_point started_;
   std::function<void()> on_disconnect_;
+  std::optional<http_response> refusal_;  // decided from the head (takeover), sent once the body is in
 
   std::deque<out_item> queue_;
   bool writing_ = false;
@@ -137,6 +140,47 @@ struct server_shared {
 
   server_shared(server_config c, const router& r) : config(std::move(c)), routes(r) {}
 };
+
+namespace {
+
+// Registers and starts a connection (accepted, or given back after a takeover).
+void start_connection(server_shared& server, tcp::socket socket, std::string_view prelude = {}) {
+  auto conn = std::make_shared<http_connection>(std::move(socket), server, prelude);
+  {
+    std::lock_guard lock(server.connections_mutex);
+    server.connections.remove_if([](const auto& w) { return w.expired(); });
+    server.connections.push_back(conn);
+  }
+  conn->run();
+}
+
+// The request fields a handler sees: method, target, path, query, lower-case headers.
+template <class Fields>
+http_request request_head(const http::request_header<Fields>& msg, const std::string& remote) {
+  http_request out;
+  out.method = std::string(msg.method_string());
+  out.target = std::string(msg.target());
+  out.remote = remote;
+  parse_target(out.target, out.path, out.query);
+  for (const auto& field : msg) {
+    std::string name(field.name_string());
+    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    out.headers.emplace_back(std::move(name), std::string(field.value()));
+  }
+  return out;
+}
+
+// The daemon's token check; nullopt when the request may pass. Preflights carry no credentials.
+std::optional<error> auth_error(const server_shared& server, const http_request& request) {
+  if (request.method == "OPTIONS" || server.config.token.empty()) return std::nullopt;
+  const std::string presented = presented_token(request);
+  if (!presented.empty() && token_matches(presented, server.config.token)) return std::nullopt;
+  if (presented.empty())
+    return error{errc::unauthorized, "a token is required: send 'Authorization: Bearer <token>' or ?token=<token>"};
+  return error{errc::permission_denied, "the token is wrong"};
+}
+
+}  // namespace
 
 
 namespace {
@@ -307,8 +351,9 @@ class connection_responder final : public responder {
 
 }  // namespace
 
-http_connection::http_connection(tcp::socket&& socket, server_shared& server)
+http_connection::http_connection(tcp::socket&& socket, server_shared& server, std::string_view prelude)
     : stream_(std::move(socket)), server_(server) {
+  if (!prelude.empty()) buffer_.commit(net::buffer_copy(buffer_.prepare(prelude.size()), net::buffer(prelude)));
   beast::error_code ec;
   // Kernels are spawned while connections are open: a socket inherited by a kernel would stay
   // open after we close it (no FIN to the client). Asio does not accept with SOCK_CLOEXEC.
@@ -360,6 +405,7 @@ void http_connection::do_read_request() {
   if (closing_) return do_close();
   in_exchange_ = true;
   started_ = clock::now();
+  refusal_.reset();
   parser_.emplace();
   parser_->header_limit(64 * 1024);
   parser_->body_limit(server_.config.body_limit);
@@ -367,6 +413,7 @@ void http_connection::do_read_request() {
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
                             if (ec) return self->on_read(ec, 0);
+                            if (self->server_.config.takeover && self->try_takeover()) return;
                             // The header is in: give the body the idle deadline.
                             self->stream_.expires_after(self->server_.config.idle_timeout);
                             if (self->parser_->is_done()) return self->on_read({}, 0);
@@ -409,30 +456,14 @@ void http_connection::handle_request() {
   stream_.expires_never();
   auto msg = parser_->release();
   request_context ctx;
-  ctx.request.method = method_;
-  ctx.request.target = target_;
-  ctx.request.remote = remote_;
-  parse_target(ctx.request.target, ctx.request.path, ctx.request.query);
-  for (const auto& field : msg) {
-    std::string name(field.name_string());
-    for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    ctx.request.headers.emplace_back(std::move(name), std::string(field.value()));
-  }
+  ctx.request = request_head(msg.base(), remote_);
   ctx.request.body = std::move(msg.body());
   ctx.out = std::make_shared<connection_responder>(shared_from_this(), serial_);
+  if (refusal_) return ctx.out->send(*std::exchange(refusal_, std::nullopt));
 
-  // Preflights carry no credentials; everything else needs the token when one is set.
-  if (ctx.request.method != "OPTIONS" && !server_.config.token.empty()) {
-    const std::string presented = presented_token(ctx.request);
-    if (presented.empty() || !token_matches(presented, server_.config.token)) {
-      ++server_.auth_failures;
-      const bool missing = presented.empty();
-      ctx.out->send(api::error_response(error{
-          missing ? errc::unauthorized : errc::permission_denied,
-          missing ? "a token is required: send 'Authorization: Bearer <token>' or ?token=<token>"
-                  : "the token is wrong"}));
-      return;
-    }
+  if (auto denied = auth_error(server_, ctx.request)) {
+    ++server_.auth_failures;
+    return ctx.out->send(api::error_response(*denied));
   }
   if (beast::websocket::is_upgrade(msg)) {
     if (const auto* endpoint = server_.routes.match_websocket(ctx)) {
@@ -452,6 +483,42 @@ void http_connection::handle_request() {
   } catch (const std::exception& e) {
     ctx.out->send(api::error_response(error{errc::internal_error, fmt::format("unhandled exception: {}", e.what())}));
   }
+}
+
+// Runs once a request's head is in, before its body: the takeover selector may hand the raw
+// connection to a handler (preview proxy, ws-connect), which then owns the socket and the bytes
+// read so far; the head goes first, re-serialized. A refusal (unknown preview, missing token) is
+// answered the usual way once the body is read. Returns true when the connection was taken.
+bool http_connection::try_takeover() {
+  const auto& msg = parser_->get();
+  const http_request head = request_head(msg.base(), remote_);
+  auto decision = server_.config.takeover(head);
+  if (!decision) return false;
+  if (!decision->take) {
+    refusal_ = std::move(decision->refusal);
+    return false;
+  }
+  if (decision->authenticated)
+    if (auto denied = auth_error(server_, head)) {
+      ++server_.auth_failures;
+      refusal_ = api::error_response(*denied);
+      return false;
+    }
+  ++server_.requests;
+  std::string prelude = fmt::format("{} {} HTTP/{}.{}\r\n", std::string(msg.method_string()), std::string(msg.target()),
+                                    msg.version() / 10, msg.version() % 10);
+  for (const auto& field : msg) prelude += fmt::format("{}: {}\r\n", std::string(field.name_string()), std::string(field.value()));
+  prelude += "\r\n";
+  prelude += beast::buffers_to_string(buffer_.data());
+  stream_.expires_never();
+  closed_ = true;  // the socket now belongs to the handler
+  in_exchange_ = false;
+  taken_connection taken{stream_.release_socket(), std::move(prelude), remote_,
+                         [&server = server_](tcp::socket socket, std::string leftover) {
+                           if (!server.stopping) start_connection(server, std::move(socket), leftover);
+                         }};
+  decision->take(std::move(taken));
+  return true;
 }
 
 void http_connection::fail_request(const error& err, bool close) {
@@ -687,13 +754,7 @@ struct http_server::impl {
         if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
         kh::log::get("server")->warn("accept failed: {}", ec.message());
       } else {
-        auto conn = std::make_shared<http_connection>(std::move(socket), shared);
-        {
-          std::lock_guard lock(shared.connections_mutex);
-          shared.connections.remove_if([](const auto& w) { return w.expired(); });
-          shared.connections.push_back(conn);
-        }
-        conn->run();
+        start_connection(shared, std::move(socket));
       }
       do_accept();
     });

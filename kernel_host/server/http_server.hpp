@@ -12,6 +12,7 @@
 
 #include "common/error.hpp"
 #include "kernel_host/server/router.hpp"
+#include "kernel_host/server/takeover.hpp"
 
 namespace kh::server {
 
@@ -24,6 +25,7 @@ struct server_config {
   std::chrono::milliseconds idle_timeout{255'000};   // a keep-alive connection with no request; also a stalled body
   std::chrono::milliseconds write_timeout{30'000};   // one write (response, stream chunk, WebSocket frame) not taken by the client (+1 ms per KiB of body)
   int threads = 2;
+  takeover_selector takeover;  // may be empty: the router serves every request
 };
 
 // A WebSocket upgrade request handed over to the handler registered for its path.

@@ -1,0 +1,52 @@
+#pragma once
+// http_proxy: a reverse proxy for one request of a taken-over connection (see takeover.hpp).
+// The request head goes upstream with X-Forwarded-For/-Host/-Proto and X-Original-URL, the body
+// streams in 64 KiB slices as it arrives (chunked stays chunked), and the answer streams back the
+// same way, untouched otherwise (a redirect's Location included). A close-delimited answer is
+// re-framed as chunked so the client's connection stays open. A 101 answer turns the connection
+// into a byte pipe both ways (WebSocket pass-through). After a whole exchange the client's
+// connection goes back to the server (keep-alive) and the upstream connection to a pool.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/error.hpp"
+#include "kernel_host/server/takeover.hpp"
+
+namespace kh::server {
+
+// Idle upstream connections by key (e.g. "sandbox/port"), for reuse. Thread-safe.
+class upstream_pool {
+ public:
+  ~upstream_pool();
+  // An idle connection that the upstream has not closed, or -1.
+  int take(const std::string& key);
+  void give(const std::string& key, int fd);
+  // Closes the idle connections of every key that starts with the prefix.
+  void drop(std::string_view key_prefix);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::vector<int>, std::less<>> idle_;
+};
+
+struct proxy_route {
+  std::string upstream_target;  // the request target sent upstream ("/path?query")
+  std::uint16_t port = 0;       // on the upstream's 127.0.0.1
+  std::string pool_key;         // upstream connections are reused within a key
+  // Opens an unconnected, non-blocking TCP socket from which 127.0.0.1:port is the upstream
+  // (e.g. inside a sandbox's network namespace); may call back on any thread.
+  std::function<void(std::function<void(result<int>)>)> open_socket;
+};
+
+// Serves the first request of `conn` through `route`.
+void proxy_exchange(taken_connection conn, proxy_route route, std::shared_ptr<upstream_pool> pool);
+
+}  // namespace kh::server

@@ -1,0 +1,39 @@
+#pragma once
+// Connection takeover: after a request's head is read, and before any of its body, a handler may
+// take the raw connection (the preview reverse proxy, ws-connect). It gets the socket and every
+// byte read but not consumed, starting with the request head itself (re-serialized), so it can
+// parse the stream from the start, stream the body, and give the connection back for the next
+// request of a keep-alive client.
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "kernel_host/server/http_types.hpp"
+
+namespace kh::server {
+
+struct taken_connection {
+  boost::asio::ip::tcp::socket socket;  // on the connection's strand
+  std::string prelude;                  // the request head, then any bytes read after it
+  std::string remote;                   // "ip:port" of the client
+  // Hands the socket back to the server, which reads the next request from `leftover` then the
+  // socket. Call at most once, from the socket's strand, when a whole exchange is done.
+  std::function<void(boost::asio::ip::tcp::socket socket, std::string leftover)> resume;
+};
+
+using takeover_handler = std::function<void(taken_connection)>;
+
+// What to do with a request, decided from its head alone.
+struct takeover_decision {
+  takeover_handler take;                 // the handler that takes the connection
+  std::optional<http_response> refusal;  // or: the server answers this (after reading the body)
+  bool authenticated = true;             // take: the daemon's --token applies first
+};
+
+// Returns nullopt for requests the router serves as usual. Runs on an I/O thread: no blocking.
+using takeover_selector = std::function<std::optional<takeover_decision>(const http_request& head)>;
+
+}  // namespace kh::server
