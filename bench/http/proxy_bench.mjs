@@ -28,7 +28,7 @@ const REQUESTS = opt('requests', 3000);
 const PORT_HOST = 18580, PORT_NONE = 18581;
 
 // The target: answers every GET with a 64-byte body, keep-alive.
-const NODE_SERVER = `require('http').createServer((q, s) => { s.writeHead(200, {'content-type': 'text/plain', 'content-length': 64}); s.end('x'.repeat(64)); }).listen(Number(process.argv[1]), '127.0.0.1');`;
+const NODE_SERVER = `require('http').createServer((q, s) => { s.writeHead(200, {'content-type': 'text/plain', 'content-length': 64}); s.end('x'.repeat(64)); }).listen(Number(process.argv[2]), '127.0.0.1');`;
 const PY_SERVER = `import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
