@@ -99,7 +99,12 @@ result<void> kernel_manager::start_locked() {
       if (!info) return std::unexpected(info.error());
       connection_ = std::move(*info);
     } else {
-      connection_ = make_ipc_connection_info(options_.runtime_dir, "kernel-" + id_, spec_.name);
+      // A short stem: xeus 2.4.1 kernels fail to start (EINVAL) when an ipc endpoint is longer
+      // than about 30 characters, and sandbox kernels see these files at /tmp/.k/<stem>-<n>.
+      std::string stem = "k";
+      for (char ch : id_)
+        if (std::isxdigit(static_cast<unsigned char>(ch)) && stem.size() < 13) stem += ch;
+      connection_ = make_ipc_connection_info(options_.runtime_dir, stem, spec_.name);
     }
     have_connection_ = true;
   }

@@ -172,7 +172,13 @@ result<std::shared_ptr<context>> context_manager::create(const context_request& 
   }
   if (!request.variables.is_null() && !request.variables.is_object())
     return fail(errc::validation_failed, "'variables' must be an object of name -> JSON value");
-  auto cwd = resolve_cwd(request.cwd);
+  std::optional<kernel_placement> placed;
+  if (config_.placement) {
+    auto p = config_.placement(request.sandbox_id);
+    if (!p) return std::unexpected(p.error());
+    placed = std::move(*p);
+  }
+  auto cwd = placed ? result<fs::path>(fs::path(request.cwd.empty() ? "/workspace" : request.cwd)) : resolve_cwd(request.cwd);
   if (!cwd) return std::unexpected(cwd.error());
   {
     std::lock_guard lock(mutex_);
@@ -183,10 +189,31 @@ result<std::shared_ptr<context>> context_manager::create(const context_request& 
                   {{"max_contexts", config_.max_contexts}});
   }
 
-  const bool poolable = is_python(language) || is_js(language);
+  const bool poolable = !placed && (is_python(language) || is_js(language));
   std::unique_ptr<ctx::kernel_manager> kernel = poolable ? take_pooled(spec->name) : nullptr;
   const bool pooled = kernel != nullptr;
-  if (!kernel) {
+  if (!kernel && placed) {
+    // Inside the sandbox: its own paths, ipc sockets in the shared kernel folder, no pool.
+    ctx::kernel_options options;
+    options.runtime_dir = placed->runtime_dir;
+    options.kind = ctx::transport::ipc;
+    if (fs::path(spec->argv.empty() ? "" : spec->argv[0]).filename() == "deno") {
+      // Deno's Jupyter kernel speaks only TCP, which cannot cross a sandbox's own network.
+      if (!placed->tcp_reachable)
+        return fail(errc::kernel_start_failed,
+                    fmt::format("the {} kernel (Deno) supports only TCP sockets, which cannot reach into sandbox '{}' "
+                                "(network \"none\"): create the sandbox with network \"host\" to run {} in it",
+                                spec->name, request.sandbox_id, language),
+                    {{"kernel", spec->name}, {"sandboxId", request.sandbox_id}, {"reason", "tcp_only_kernel"}});
+      options.kind = ctx::transport::tcp;
+    }
+    options.cwd = *cwd;
+    options.env = request.env;
+    options.make_provisioner = placed->make_provisioner;
+    auto started = ctx::kernel_manager::start(reactor_, *spec, options);
+    if (!started) return std::unexpected(started.error());
+    kernel = std::move(*started);
+  } else if (!kernel) {
     auto started = start_kernel(*spec, *cwd, request.env);
     if (!started) return std::unexpected(started.error());
     kernel = std::move(*started);
@@ -194,6 +221,7 @@ result<std::shared_ptr<context>> context_manager::create(const context_request& 
   const auto timeout = request.timeout.count() > 0 ? request.timeout : config_.default_timeout;
   auto made = std::make_shared<context>(language, request.cwd.empty() ? std::string("/workspace") : request.cwd,
                                         std::move(kernel), timeout);
+  made->place(request.sandbox_id.empty() ? "default" : request.sandbox_id, placed.has_value());
 
   // A pooled kernel started in the workspace with the host's env: apply the request's by code.
   if (pooled && (*cwd != config_.workspace || !request.env.empty())) {
@@ -244,6 +272,19 @@ std::vector<std::shared_ptr<context>> context_manager::list() const {
   for (const auto& [id, c] : contexts_) out.push_back(c);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a->created_at() < b->created_at(); });
   return out;
+}
+
+std::vector<std::shared_ptr<context>> context_manager::list(const std::string& sandbox_id) const {
+  auto all = list();
+  std::erase_if(all, [&](const auto& c) { return c->sandbox_id() != sandbox_id; });
+  return all;
+}
+
+std::size_t context_manager::remove_sandbox(const std::string& sandbox_id) {
+  std::size_t n = 0;
+  for (const auto& c : list(sandbox_id))
+    if (remove(c->id())) ++n;
+  return n;
 }
 
 result<void> context_manager::remove(const std::string& id) {

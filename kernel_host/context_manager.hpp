@@ -32,7 +32,18 @@ struct context_request {
   std::map<std::string, std::string> env;
   nl::json variables = nullptr;  // object of name -> JSON value, injected before create returns
   std::chrono::milliseconds timeout{0};  // default per-execution timeout; 0: the manager's default
+  std::string sandbox_id = "default";    // whose context it is (see context_manager_config::placement)
 };
+
+// Where the kernels of a sandbox run when not on this host: inside the sandbox, through its
+// provisioner, with the kernel files in runtime_dir (a host path the provisioner shares with it).
+struct kernel_placement {
+  std::function<std::unique_ptr<contexts::provisioner>()> make_provisioner;
+  std::filesystem::path runtime_dir;
+  bool tcp_reachable = false;  // the sandbox shares the host's network: kernels that only speak TCP work
+};
+// nullopt: on this host (pre-warmed pool, host workspace); an error: the sandbox cannot take kernels.
+using kernel_placement_fn = std::function<result<std::optional<kernel_placement>>(const std::string& sandbox_id)>;
 
 // One live kernel and what the APIs say about it.
 class context {
@@ -48,6 +59,9 @@ class context {
   void touch() noexcept { last_activity_ns_ = clock::now().time_since_epoch().count(); }
   clock::time_point last_activity() const noexcept { return clock::time_point(clock::duration(last_activity_ns_.load())); }
   std::string created_at() const { return created_at_; }   // ISO 8601
+  const std::string& sandbox_id() const noexcept { return sandbox_id_; }
+  bool in_sandbox() const noexcept { return in_sandbox_; }  // the kernel runs inside its sandbox
+  void place(std::string sandbox_id, bool inside) { sandbox_id_ = std::move(sandbox_id); in_sandbox_ = inside; }
 
   // Executions in flight (not culled while > 0).
   void begin_execution() noexcept { ++running_; touch(); }
@@ -77,6 +91,8 @@ class context {
   std::atomic<int> running_{0};
   std::atomic<int> connections_{0};
   std::string created_at_;
+  std::string sandbox_id_ = "default";
+  bool in_sandbox_ = false;
   std::mutex queue_mutex_;
   std::deque<std::function<void()>> queued_;
   bool executing_ = false;
@@ -92,6 +108,7 @@ struct context_manager_config {
   std::chrono::milliseconds cull_idle{0};        // 0: never cull
   std::size_t max_contexts = 64;
   std::chrono::milliseconds default_timeout{600'000};
+  kernel_placement_fn placement;  // empty: every kernel on this host
 };
 
 struct context_manager_counters {
@@ -114,6 +131,11 @@ class context_manager {
   result<std::shared_ptr<context>> create(const context_request& request);
   result<std::shared_ptr<context>> get(const std::string& id) const;
   std::vector<std::shared_ptr<context>> list() const;
+  // The contexts of one sandbox.
+  std::vector<std::shared_ptr<context>> list(const std::string& sandbox_id) const;
+  // Forgets the contexts of a sandbox that is going away (their kernels die with it), shutting
+  // down what still runs. Returns how many.
+  std::size_t remove_sandbox(const std::string& sandbox_id);
   // Removes the context and shuts its kernel down by the ladder.
   result<void> remove(const std::string& id);
 

@@ -5,6 +5,7 @@
 #include "kernel_host/api/interpreter_api.hpp"
 #include "kernel_host/api/jupyter_api.hpp"
 #include "kernel_host/cli.hpp"
+#include "kernel_host/sandbox_kernel_provisioner.hpp"
 
 namespace kh::host {
 
@@ -30,6 +31,24 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   fs::create_directories(c.runtime_dir, ec);
   fs::permissions(c.runtime_dir, fs::perms::owner_all, fs::perm_options::replace, ec);
 
+  // Sandboxes see kernel-host's own runtime files (kernelspecs, the Python kernel, Deno) read-only.
+  for (const auto& dir : c.data_path) config_.sandboxes.runtime_binds.push_back(dir / "kernels");
+  for (const auto& spec : contexts::find_kernelspecs(c.data_path)) {
+    if (spec.argv.empty() || spec.argv[0].find('/') == std::string::npos) continue;
+    auto real = fs::weakly_canonical(spec.argv[0], ec);
+    if (!ec) config_.sandboxes.runtime_binds.push_back(real.parent_path());
+  }
+  c.placement = [this](const std::string& sandbox_id) -> result<std::optional<kernel_placement>> {
+    if (!sandboxes_ || (sandbox_id == config_.sandboxes.default_sandbox_id && !config_.isolate_default_kernels))
+      return std::nullopt;
+    auto box = sandboxes_->get_or_create(sandbox_id);
+    if (!box) return std::unexpected(box.error());
+    auto dir = sandbox_kernel_dir(**box);
+    if (!dir) return std::unexpected(dir.error());
+    return kernel_placement{[b = *box] { return make_sandbox_kernel_provisioner(b); }, *dir,
+                            (*box)->box().options().network == sandbox_bridge::network_mode::host};
+  };
+
   reactor_ = std::make_unique<contexts::reactor>();
   contexts_ = std::make_unique<context_manager>(*reactor_, c);
   blocking_ = std::make_unique<server::work_pool>(config_.blocking_threads);
@@ -44,6 +63,8 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
     sandbox_error_ = m.error();
     kh::log::get("sandbox")->warn("sandboxes are unavailable: {}", m.error().to_string());
   }
+  // A destroyed sandbox takes its contexts with it.
+  sandbox_hooks_.on_destroy.push_back([this](const std::string& id) { contexts_->remove_sandbox(id); });
   api::register_sandbox_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, &sandbox_hooks_);
   buckets_ = api::register_bucket_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_);
   ports_ = std::make_unique<api::ports_api>(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_,

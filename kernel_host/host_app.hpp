@@ -30,6 +30,9 @@ struct host_config {
   sandbox_bridge::manager_options sandboxes;  // data_dir is filled from data_dir when empty
   std::size_t sandbox_threads = 256;          // most sandbox calls blocking at once (commands, streams)
   std::string preview_domain = "localhost";   // preview URLs: http://<port>-<sandbox>-<token>.<domain>:<port>/
+  // Kernels of /sandboxes/{id}/api/contexts run inside their sandbox. The default sandbox's (/api/...)
+  // run on the host from the pre-warmed pool, in the same /workspace folder, unless this is set.
+  bool isolate_default_kernels = false;
 };
 
 class host_app {

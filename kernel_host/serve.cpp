@@ -84,6 +84,9 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
       ->envname("KH_MAX_READ")->capture_default_str();
   cmd->add_option("--process-log-limit", o.process_log_limit, "Log bytes kept per stream of a background process (oldest dropped and counted)")
       ->envname("KH_PROCESS_LOG_LIMIT")->capture_default_str();
+  cmd->add_flag("--isolate-default-kernels", o.isolate_default_kernels,
+                "Run the default sandbox's kernels (/api/contexts) inside it too (else on the host, pre-warmed; named sandboxes' always inside)")
+      ->envname("KH_ISOLATE_DEFAULT_KERNELS");
   cmd->add_option("--preview-domain", o.preview_domain,
                   "Domain of preview URLs: http://<port>-<sandbox>-<token>.<domain>:<port>/ reaches an exposed sandbox port")
       ->envname("KH_PREVIEW_DOMAIN")->capture_default_str();
@@ -134,6 +137,7 @@ int run_serve(const serve_options& o) {
     std::fprintf(stderr, "error: --sandbox-memory, --max-read and --process-log-limit take sizes like 512MiB\n");
     return 2;
   }
+  config.isolate_default_kernels = o.isolate_default_kernels;
   config.sandboxes.uid = static_cast<uid_t>(o.sandbox_uid);
   config.sandboxes.gid = static_cast<gid_t>(o.sandbox_uid);
   config.sandboxes.default_limits.memory_bytes = sandbox_memory;

@@ -32,6 +32,7 @@ struct serve_options {
   std::string max_read = "32MiB";        // a whole-file /api/read
   std::string process_log_limit = "1MiB";  // per stream of a background process
   std::string preview_domain = "localhost";  // preview URLs: <port>-<sandbox>-<token>.<domain>
+  bool isolate_default_kernels = false;
 };
 
 // Registers the `serve` subcommand with its options; returns it.

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
+#include "sandbox_bridge/sandbox_path.hpp"
 
 namespace kh::sandbox_bridge {
 
@@ -221,6 +222,21 @@ result<std::unique_ptr<namespace_sandbox>> namespace_sandbox::start(const sandbo
     else if (fs::is_directory(host, ec)) add({"--ro-bind", host.string(), host.string()});
   }
   add({"--ro-bind", paths.etc_dir.string(), "/etc"});
+  for (const auto& dir : paths.runtime_binds) {
+    // Never the data dir (other sandboxes' workspaces) or a system folder already curated.
+    if (dir.empty() || !dir.is_absolute() || !fs::is_directory(dir, ec)) continue;
+    const auto d = dir.lexically_normal().string();
+    if (d == "/" || d.rfind("/usr", 0) == 0 || d.rfind("/etc", 0) == 0 || d.rfind("/proc", 0) == 0) continue;
+    if (is_within(paths.sandbox_dir.lexically_normal().string(), d)) {
+      log->warn("sandbox {}: not binding {}: it holds the sandboxes' data folder", options.id, d);
+      continue;
+    }
+    // bwrap would create the missing parents 0700 (root only): the sandbox user must traverse them.
+    std::vector<std::string> parents;
+    for (fs::path up = fs::path(d).parent_path(); up != up.root_path(); up = up.parent_path()) parents.push_back(up.string());
+    for (auto it = parents.rbegin(); it != parents.rend(); ++it) add({"--perms", "0755", "--dir", *it});
+    add({"--ro-bind", d, d});
+  }
   add({"--bind", ws.string(), "/workspace"});
   add({"--perms", "1777", "--tmpfs", "/tmp"});
   add({"--perms", "0755", "--tmpfs", "/home/user"});

@@ -38,6 +38,9 @@ struct namespace_sandbox_paths {
   std::filesystem::path etc_dir;      // the generated minimal /etc, shared read-only
   uid_t uid = 1000;
   gid_t gid = 1000;
+  // Host folders bound read-only at the same path inside (kernel-host's own runtime files: the
+  // Python kernel, Deno, kernelspecs), so kernelspec argv paths work unchanged in the sandbox.
+  std::vector<std::filesystem::path> runtime_binds;
 };
 
 class namespace_sandbox final : public sandbox {

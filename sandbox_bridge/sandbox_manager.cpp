@@ -66,7 +66,8 @@ sandbox_manager::~sandbox_manager() {
 }
 
 result<std::shared_ptr<sandbox_runtime>> sandbox_manager::start_locked(const sandbox_options& o) {
-  namespace_sandbox_paths paths{sandbox_dir(o.id), options_.data_dir / "system" / "etc", options_.uid, options_.gid};
+  namespace_sandbox_paths paths{sandbox_dir(o.id), options_.data_dir / "system" / "etc", options_.uid, options_.gid,
+                                options_.runtime_binds};
   // Spawn on the long-lived thread: --die-with-parent is bound to the spawning thread.
   std::promise<result<std::unique_ptr<namespace_sandbox>>> done;
   auto fut = done.get_future();

@@ -29,6 +29,7 @@ struct manager_options {
   sandbox_limits default_limits;
   runtime_options runtime;
   std::string default_sandbox_id = "default";
+  std::vector<std::filesystem::path> runtime_binds;  // see namespace_sandbox_paths
 };
 
 struct sandbox_summary {

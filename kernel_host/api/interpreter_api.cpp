@@ -27,7 +27,18 @@ nl::json context_json(const host::context& c) {
           {"cwd", c.cwd()},
           {"kernel", c.kernel().spec().name},
           {"state", std::string(ctx::kernel_state_name(c.kernel().state()))},
-          {"createdAt", c.created_at()}};
+          {"createdAt", c.created_at()},
+          {"sandboxId", c.sandbox_id()},
+          {"inSandbox", c.in_sandbox()}};
+}
+
+// A context of the request's sandbox: another sandbox's context is as unknown as a missing one.
+result<std::shared_ptr<host::context>> find_context(host::context_manager& contexts, const std::string& id,
+                                                    const request_context& rc) {
+  auto c = contexts.get(id);
+  if (c && (*c)->sandbox_id() != rc.sandbox_id)
+    return fail(errc::context_not_found, fmt::format("no context with id '{}' in sandbox '{}'", id, rc.sandbox_id), {{"contextId", id}});
+  return c;
 }
 
 // Runs a blocking manager call on the work pool and answers with its outcome.
@@ -60,7 +71,7 @@ void handle_execute(request_context& rc, host::context_manager& contexts, server
   if (!*id || (*id)->empty())
     return send_error(*rc.out, error{errc::validation_failed, "field 'context_id' is required: create a context with POST /api/contexts",
                                      {{"field", "context_id"}}});
-  auto target = contexts.get(**id);
+  auto target = find_context(contexts, **id, rc);
   if (!target) return send_error(*rc.out, target.error());
   auto& c = *target;
   if (*language && !(*language)->empty()) {
@@ -187,6 +198,7 @@ void handle_create(request_context& rc, host::context_manager& contexts, server:
       if (!canonical) return send_error(*rc.out, canonical.error());
     }
   }
+  req.sandbox_id = rc.sandbox_id;
   off_thread(pool, rc, [&contexts, req = std::move(req)](server::responder& out) {
     auto made = contexts.create(req);
     if (!made) return send_error(out, made.error());
@@ -202,7 +214,7 @@ void handle_create(request_context& rc, host::context_manager& contexts, server:
 // Handlers of /api/contexts/{id}/... that run a blocking manager call on the context.
 template <class F>
 void with_context(request_context& rc, host::context_manager& contexts, server::work_pool& pool, F&& fn) {
-  auto c = contexts.get(rc.params["id"]);
+  auto c = find_context(contexts, rc.params["id"], rc);
   if (!c) return send_error(*rc.out, c.error());
   off_thread(pool, rc, [c = *c, fn = std::forward<F>(fn)](server::responder& out) mutable { fn(out, c); });
 }
@@ -292,16 +304,16 @@ void register_interpreter_api(server::router& routes, host::context_manager& con
   routes.add("POST", "/api/contexts", [&](request_context& rc) { handle_create(rc, contexts, pool); });
   routes.add("GET", "/api/contexts", [&](request_context& rc) {
     nl::json list = nl::json::array();
-    for (const auto& c : contexts.list()) list.push_back(context_json(*c));
+    for (const auto& c : contexts.list(rc.sandbox_id)) list.push_back(context_json(*c));
     send_json(*rc.out, 200, {{"success", true}, {"contexts", list}, {"timestamp", iso_timestamp()}});
   });
   routes.add("GET", "/api/contexts/{id}", [&](request_context& rc) {
-    auto c = contexts.get(rc.params["id"]);
+    auto c = find_context(contexts, rc.params["id"], rc);
     if (!c) return send_error(*rc.out, c.error());
     send_json(*rc.out, 200, {{"success", true}, {"context", context_json(**c)}, {"timestamp", iso_timestamp()}});
   });
   routes.add("DELETE", "/api/contexts/{id}", [&](request_context& rc) {
-    auto c = contexts.get(rc.params["id"]);
+    auto c = find_context(contexts, rc.params["id"], rc);
     if (!c) return send_error(*rc.out, c.error());
     off_thread(pool, rc, [&contexts, id = rc.params["id"]](server::responder& out) {
       auto removed = contexts.remove(id);
@@ -359,7 +371,7 @@ void register_interpreter_api(server::router& routes, host::context_manager& con
     auto value = optional_string(*body, "value");
     if (!value) return send_error(*rc.out, value.error());
     if (!*value) return send_error(*rc.out, error{errc::validation_failed, "field 'value' is required", {{"field", "value"}}});
-    auto c = contexts.get(rc.params["id"]);
+    auto c = find_context(contexts, rc.params["id"], rc);
     if (!c) return send_error(*rc.out, c.error());
     auto pending = (*c)->take_pending_input();
     if (!pending)

@@ -128,10 +128,30 @@ describe('@cloudflare/sandbox CodeInterpreter', () => {
     await ci.deleteCodeContext(ctx.id);
   });
 
-  test('sandbox base URL picks the sandbox and reaches the same handlers', async () => {
+  test('a sandbox base URL runs the context inside that sandbox, invisible to others', async () => {
     const other = new SandboxClient({ baseUrl: `${daemon.url}/sandboxes/sb1`, retryTimeoutMs: 5000 });
-    const ctx = await new CodeInterpreter(other.interpreter).createCodeContext({ language: 'python' });
+    const oci = new CodeInterpreter(other.interpreter);
+    const ctx = await oci.createCodeContext({ language: 'python' });
     assert.ok(ctx.id);
-    await ci.deleteCodeContext(ctx.id);
+    const exec = await oci.runCode("import os, socket\nprint(os.getuid(), socket.gethostname(), os.getcwd())\nopen('/workspace/from-kernel.txt', 'w').write('k')", { context: ctx });
+    assert.equal(exec.logs.stdout.join(''), '1000 sandbox /workspace\n');
+    const shell = await other.commands.execute('cat /workspace/from-kernel.txt', 'default');
+    assert.equal(shell.stdout, 'k');
+    // the default sandbox neither lists nor reaches it
+    assert.ok(!(await ci.listCodeContexts()).some((c) => c.id === ctx.id));
+    await assert.rejects(ci.deleteCodeContext(ctx.id), (e) => e.code === 'CONTEXT_NOT_FOUND');
+    // interrupts reach the kernel inside the sandbox, which survives them
+    const slow = oci.runCode('import time\ntime.sleep(30)', { context: ctx });
+    await new Promise((r) => setTimeout(r, 500));
+    const intr = await fetch(`${daemon.url}/sandboxes/sb1/api/contexts/${ctx.id}/interrupt`, { method: 'POST' });
+    assert.equal(intr.status, 200);
+    assert.equal((await slow).error?.name, 'KeyboardInterrupt');
+    assert.equal((await oci.runCode('6*7', { context: ctx })).results[0].text, '42');
+    // Deno speaks only TCP: refused clearly in a network-"none" sandbox
+    await assert.rejects(oci.createCodeContext({ language: 'javascript' }), (e) => /network "host"/.test(e.message));
+    // destroying the sandbox takes its contexts
+    assert.equal((await fetch(`${daemon.url}/api/sandboxes/sb1`, { method: 'DELETE' })).status, 200);
+    const gone = await fetch(`${daemon.url}/sandboxes/sb1/api/contexts/${ctx.id}`);
+    assert.equal(gone.status, 404);
   });
 });
