@@ -141,10 +141,9 @@ std::string html_exporter::render(const notebook& nb, std::string_view title) co
   }
   std::string status;
   const auto& md = nb.json().at("metadata");
-  if (md.contains("kernel_host") && md["kernel_host"].contains("run")) {
-    const auto& run = md["kernel_host"]["run"];
-    if (run.value("status", "completed") != "completed")
-      status = fmt::format("<div class=\"run-status\">The run stopped: {}</div>", html_escape(run.value("message", "")));
+  if (auto kh = md.find("kernel_host"); kh != md.end() && kh->is_object()) {
+    if (auto run = kh->find("run"); run != kh->end() && string_member(*run, "status", "completed") != "completed")
+      status = fmt::format("<div class=\"run-status\">The run stopped: {}</div>", html_escape(string_member(*run, "message")));
   }
   return fmt::format(
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

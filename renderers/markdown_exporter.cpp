@@ -40,6 +40,7 @@ markdown_exporter::rendered markdown_exporter::render(const notebook& nb, const 
     if (type == "markdown") {
       if (cell.contains("attachments") && cell["attachments"].is_object())
         for (auto it = cell["attachments"].begin(); it != cell["attachments"].end(); ++it) {
+          if (!it->is_object()) continue;  // key() of a non-object's iterator throws
           for (auto m = it->begin(); m != it->end(); ++m) {
             if (!m.key().starts_with("image/")) continue;
             auto bytes = base64_decode(mime_text(m.value()));

@@ -205,16 +205,24 @@ std::string notebook::dump() const {
 
 result<void> notebook::save(const std::filesystem::path& path) const { return write_file_atomic(path, dump()); }
 
+std::string string_member(const nl::json& object, std::string_view key, std::string fallback) {
+  if (!object.is_object()) return fallback;
+  auto it = object.find(key);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : fallback;
+}
+
 std::string notebook::kernel_name() const {
   const auto& md = doc_.at("metadata");
-  if (auto ks = md.find("kernelspec"); ks != md.end() && ks->is_object()) return ks->value("name", "");
+  if (auto ks = md.find("kernelspec"); ks != md.end()) return string_member(*ks, "name");
   return {};
 }
 
 std::string notebook::language() const {
   const auto& md = doc_.at("metadata");
-  if (auto li = md.find("language_info"); li != md.end() && li->is_object() && li->contains("name")) return li->value("name", "");
-  if (auto ks = md.find("kernelspec"); ks != md.end() && ks->is_object()) return ks->value("language", "");
+  if (auto li = md.find("language_info"); li != md.end()) {
+    if (auto name = string_member(*li, "name"); !name.empty()) return name;
+  }
+  if (auto ks = md.find("kernelspec"); ks != md.end()) return string_member(*ks, "language");
   return {};
 }
 

@@ -72,6 +72,10 @@ class notebook {
   nl::json doc_;
 };
 
+// object[key] when object is an object and that member is a string, else fallback. For fields
+// the validator does not check (metadata is free-form): json::value() throws on another type.
+std::string string_member(const nl::json& object, std::string_view key, std::string fallback = {});
+
 // A fresh cell id as nbformat makes them (8 lowercase hex characters).
 std::string new_cell_id();
 

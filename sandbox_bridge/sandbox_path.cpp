@@ -12,6 +12,10 @@ result<std::string> normalize_sandbox_path(std::string_view path, std::string_vi
   std::string joined;
   if (path.front() == '/') joined = path;
   else {
+    // The cwd comes from callers too (a request's "cwd"): a NUL in it would pass the lexical
+    // checks ("/proc\0x" is not within "/proc") and then cut the path short at open time.
+    if (cwd.find('\0') != std::string_view::npos)
+      return fail(errc::validation_failed, "the working directory contains a NUL byte");
     if (cwd.empty() || cwd.front() != '/') cwd = "/workspace";
     joined = std::string(cwd) + "/" + std::string(path);
   }

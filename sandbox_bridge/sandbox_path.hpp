@@ -11,7 +11,7 @@
 namespace kh::sandbox_bridge {
 
 // An absolute, normalized path inside the sandbox ("/", "/workspace/a/b").
-// Refuses: empty, NUL bytes, longer than 4096, ".." above the root (errc::permission_denied).
+// Refuses: empty, NUL bytes (in the path or the cwd), longer than 4096, ".." above the root (errc::permission_denied).
 result<std::string> normalize_sandbox_path(std::string_view path, std::string_view cwd = "/workspace");
 
 // "/workspace/a/b" -> {"/workspace/a", "b"}; "/a" -> {"/", "a"}; "/" -> {"/", ""}.

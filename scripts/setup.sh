@@ -17,7 +17,10 @@ apt_packages=(
   python3-nbclient python3-nbconvert python3-nbformat jupyter-nbconvert chromium
   python3-jsonschema python3-yaml python3-jupyter-server jupyter-server
   s3fs
+  clang llvm clang-19 libclang-rt-19-dev llvm-19
 )
+# clang-19 (libFuzzer, ASan/UBSan runtimes, llvm-symbolizer) builds fuzz/: Debian 12's default
+# clang 14 cannot compile the project (libstdc++ 12's <expected> needs __cpp_concepts 202002).
 
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh "$@"
+# The fuzz targets of fuzz/ (clang-19 + libFuzzer, in a build folder of their own): each replays
+# its checked-in corpus, regression inputs included, then fuzzes for KH_FUZZ_SECONDS.
+fuzz_dir=${KH_FUZZ_BUILD_DIR:-build-fuzz}
+cmake -S . -B "$fuzz_dir" -DCMAKE_CXX_COMPILER=clang++-19 -DKH_FUZZ=ON -DKH_BUILD_TESTS=OFF -DKH_BUILD_BENCH=OFF \
+  -DKH_FUZZ_SECONDS="${KH_FUZZ_SECONDS:-10}" -DPython_EXECUTABLE=/usr/bin/python3 >/dev/null
+cmake --build "$fuzz_dir" --target fuzz_all -j"$(nproc)"
+(cd "$fuzz_dir" && ctest --output-on-failure -L fuzz -j2)
 cd "${KH_BUILD_DIR:-build}"
 # Kernels are real processes: run two tests at a time on this 2-core machine, and print the
 # output of any failing test.

@@ -6,6 +6,7 @@
 
 #include "common/log.hpp"
 #include "contexts/kernel_client.hpp"
+#include "kernel_host/api/kernel_wire.hpp"
 
 namespace kh::api {
 namespace {
@@ -20,118 +21,6 @@ double now_seconds() {
 std::string py_float(double v) {
   if (v == static_cast<double>(static_cast<long long>(v))) return fmt::format("{:.1f}", v);
   return fmt::format("{}", v);
-}
-
-nl::json message_json(const ctx::message& m, std::string_view channel) {
-  return {{"header", m.header},   {"parent_header", m.parent_header}, {"metadata", m.metadata},
-          {"content", m.content}, {"buffers", nl::json::array()},     {"channel", channel},
-          {"msg_id", m.msg_id()}, {"msg_type", m.msg_type()}};
-}
-
-void put_be32(std::string& out, std::uint32_t v) {
-  for (int i = 3; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-// The legacy JSON protocol; a message with buffers goes as jupyter_server's binary frame:
-// u32 BE count (buffers + 1), u32 BE offsets, the JSON, the buffers.
-std::pair<std::string, bool> to_wire_legacy(const ctx::message& m, std::string_view channel) {
-  auto j = message_json(m, channel);
-  if (m.buffers.empty()) return {j.dump(-1, ' ', false, nl::json::error_handler_t::replace), false};
-  j.erase("buffers");
-  std::vector<std::string_view> parts;
-  const std::string json = j.dump(-1, ' ', false, nl::json::error_handler_t::replace);
-  parts.push_back(json);
-  for (const auto& b : m.buffers) parts.push_back(b);
-  std::string out;
-  put_be32(out, static_cast<std::uint32_t>(parts.size()));
-  std::uint32_t offset = static_cast<std::uint32_t>(4 * (parts.size() + 1));
-  for (const auto& p : parts) {
-    put_be32(out, offset);
-    offset += static_cast<std::uint32_t>(p.size());
-  }
-  for (const auto& p : parts) out += p;
-  return {std::move(out), true};
-}
-
-// The v1.kernel.websocket.jupyter.org frame: offset count, offsets (little-endian u64), then
-// channel, header, parent_header, metadata, content and the buffers (as jupyter_server).
-std::string to_wire_v1(const ctx::message& m, std::string_view channel) {
-  std::vector<std::string> parts = {m.header.dump(), m.parent_header.dump(), m.metadata.dump(),
-                                    m.content.dump(-1, ' ', false, nl::json::error_handler_t::replace)};
-  for (const auto& b : m.buffers) parts.push_back(b);
-  std::vector<std::uint64_t> offsets;
-  offsets.push_back(8 * (parts.size() + 3));
-  offsets.push_back(offsets.back() + channel.size());
-  for (const auto& p : parts) offsets.push_back(offsets.back() + p.size());
-  std::string out;
-  auto put = [&out](std::uint64_t v) {
-    for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-  };
-  put(offsets.size());
-  for (auto o : offsets) put(o);
-  out += channel;
-  for (const auto& p : parts) out += p;
-  return out;
-}
-
-nl::json parse_object(const std::string& text) {
-  auto j = nl::json::parse(text, nullptr, false);
-  return j.is_object() ? j : nl::json::object();
-}
-
-bool from_wire_v1(const std::string& data, std::string& channel, ctx::message& msg) {
-  auto get = [&data](std::size_t at) -> std::uint64_t {
-    std::uint64_t v = 0;
-    for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(data[at + i]);
-    return v;
-  };
-  if (data.size() < 8) return false;
-  const auto count = get(0);
-  if (count < 6 || count > 1024 || data.size() < 8 * (count + 1)) return false;
-  std::vector<std::uint64_t> offsets;
-  for (std::uint64_t i = 0; i < count; ++i) offsets.push_back(get(8 * (i + 1)));
-  for (std::size_t i = 1; i < offsets.size(); ++i)
-    if (offsets[i] < offsets[i - 1] || offsets[i] > data.size()) return false;
-  auto part = [&](std::size_t i) { return data.substr(offsets[i], offsets[i + 1] - offsets[i]); };
-  channel = part(0);
-  msg.header = parse_object(part(1));
-  msg.parent_header = parse_object(part(2));
-  msg.metadata = parse_object(part(3));
-  msg.content = parse_object(part(4));
-  for (std::size_t i = 5; i + 1 < offsets.size(); ++i) msg.buffers.push_back(part(i));
-  if (offsets.back() < data.size()) msg.buffers.push_back(data.substr(offsets.back()));
-  return !msg.header.empty();
-}
-
-bool from_json(const nl::json& j, std::string& channel, ctx::message& msg) {
-  if (!j.is_object() || !j.contains("header") || !j["header"].is_object()) return false;
-  msg.header = j["header"];
-  msg.parent_header = j.value("parent_header", nl::json::object());
-  msg.metadata = j.value("metadata", nl::json::object());
-  msg.content = j.value("content", nl::json::object());
-  channel = j.value("channel", "shell");
-  return true;
-}
-
-// jupyter_server's deserialize_binary_message (legacy protocol with buffers).
-bool from_wire_legacy_binary(const std::string& data, std::string& channel, ctx::message& msg) {
-  auto get = [&data](std::size_t at) -> std::uint32_t {
-    std::uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<unsigned char>(data[at + i]);
-    return v;
-  };
-  if (data.size() < 8) return false;
-  const auto count = get(0);
-  if (count < 1 || count > 1024 || data.size() < 4 * (count + 1)) return false;
-  std::vector<std::size_t> offsets;
-  for (std::uint32_t i = 0; i < count; ++i) offsets.push_back(get(4 * (i + 1)));
-  offsets.push_back(data.size());
-  for (std::size_t i = 1; i < offsets.size(); ++i)
-    if (offsets[i] < offsets[i - 1] || offsets[i] > data.size()) return false;
-  auto j = nl::json::parse(data.substr(offsets[0], offsets[1] - offsets[0]), nullptr, false);
-  if (!from_json(j, channel, msg)) return false;
-  for (std::size_t i = 1; i + 1 < offsets.size(); ++i) msg.buffers.push_back(data.substr(offsets[i], offsets[i + 1] - offsets[i]));
-  return true;
 }
 
 std::string limit_notice(bool messages, const iopub_limits& l) {
@@ -393,7 +282,7 @@ void kernel_channels::handle_frame(const std::shared_ptr<connection>& conn, std:
   } else if (binary) {
     if (!from_wire_legacy_binary(data, channel, msg)) return;
   } else {
-    if (!from_json(nl::json::parse(data, nullptr, false), channel, msg)) return;
+    if (!from_wire_legacy_text(data, channel, msg)) return;
   }
   if (msg.parent_header.is_null()) msg.parent_header = nl::json::object();
   if (msg.metadata.is_null()) msg.metadata = nl::json::object();

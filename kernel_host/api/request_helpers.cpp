@@ -1,5 +1,7 @@
 #include "kernel_host/api/request_helpers.hpp"
 
+#include <climits>
+
 #include <fmt/format.h>
 
 #include "kernel_host/api/error_mapping.hpp"
@@ -31,6 +33,12 @@ result<std::optional<long long>> optional_uint(const nl::json& body, const char*
   if (!it->is_number_integer() && !it->is_number_unsigned() && !(it->is_number_float() && it->get<double>() >= 0))
     return fail(errc::validation_failed, fmt::format("field '{}' must be a non-negative integer, not {}", field, it->type_name()),
                 {{"field", field}});
+  // 1e300 or 2^64-1 would overflow long long (a float cast out of range is undefined behaviour):
+  // such a value is a caller's mistake, not "forever".
+  constexpr double limit = 9.2e18;  // just below 2^63
+  if ((it->is_number_float() && it->get<double>() >= limit) ||
+      (it->is_number_unsigned() && it->get<unsigned long long>() > static_cast<unsigned long long>(LLONG_MAX)))
+    return fail(errc::validation_failed, fmt::format("field '{}' is too large", field), {{"field", field}});
   const long long v = it->is_number_float() ? static_cast<long long>(it->get<double>()) : it->get<long long>();
   if (v < 0) return fail(errc::validation_failed, fmt::format("field '{}' must not be negative", field), {{"field", field}});
   return std::optional<long long>{v};
