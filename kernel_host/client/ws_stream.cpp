@@ -93,8 +93,15 @@ ws_stream sandbox::ws_connect(int port) const {
     req.set(beast::http::field::user_agent, "kh_client");
     if (!token.empty()) req.set(beast::http::field::authorization, "Bearer " + token);
   }));
+  // The asynchronous handshake, run here to completion: Beast 1.74's blocking one drops the
+  // response of a refused upgrade, and its body carries the server's error code.
   websocket::response_type res;
-  p->ws.handshake(res, ep.host + ":" + ep.port, state_->sandbox_target("/api/ws-connect/" + std::to_string(port)), ec);
+  beast::get_lowest_layer(p->ws).expires_after(std::chrono::seconds(60));
+  p->ws.async_handshake(res, ep.host + ":" + ep.port, state_->sandbox_target("/api/ws-connect/" + std::to_string(port)),
+                        [&ec](boost::system::error_code e) { ec = e; });
+  p->ioc.run();
+  p->ioc.restart();
+  beast::get_lowest_layer(p->ws).expires_never();
   if (ec) {
     if (res.result_int() != 0 && res.result_int() != 101) throw detail::error_from_reply(res.result_int(), res.body());
     fail("handshake", ec);

@@ -196,6 +196,138 @@ TEST_F(api_reference, background_processes) {
   EXPECT_EQ(error_of([&] { sb.get_process("no-such-process"); }).code(), "PROCESS_NOT_FOUND");
 }
 
+// A GET of an absolute http:// URL (the preview URLs); the status and body.
+std::pair<int, std::string> http_get(const std::string& url) {
+  namespace beast = boost::beast;
+  namespace http = beast::http;
+  const auto rest = url.substr(std::string("http://").size());
+  const auto slash = rest.find('/');
+  const auto authority = rest.substr(0, slash);
+  const auto colon = authority.rfind(':');
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::resolver resolver(ioc);
+  beast::tcp_stream stream(ioc);
+  stream.connect(resolver.resolve(authority.substr(0, colon), authority.substr(colon + 1)));
+  http::request<http::empty_body> req{http::verb::get, slash == std::string::npos ? "/" : rest.substr(slash), 11};
+  req.set(http::field::host, authority);
+  http::write(stream, req);
+  beast::flat_buffer buf;
+  http::response<http::string_body> res;
+  http::read(stream, buf, res);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+// ## Port Exposure
+TEST_F(api_reference, port_exposure) {
+  auto sb = open("ref-ports");
+  sb.write_file("/workspace/site/index.html", "<p>preview</p>");
+  auto web = sb.start_process("python3 -m http.server 8080", {.cwd = "/workspace/site"});
+  web.wait_for_port(8080, {.timeout = 60s});
+  // const { url } = await sandbox.exposePort(8080, { name: 'web-app', hostname: request.hostname });
+  exposed_port exposed = sb.expose_port(8080, {.name = "web-app", .hostname = "localhost"});
+  EXPECT_THAT(exposed.url, HasSubstr("8080-ref-ports-"));
+  EXPECT_EQ(exposed.port, 8080);
+  EXPECT_EQ(exposed.name, "web-app");
+  ASSERT_FALSE(exposed.path_url.empty());
+  auto [status, body] = http_get(exposed.path_url);
+  EXPECT_EQ(status, 200);
+  EXPECT_THAT(body, HasSubstr("<p>preview</p>"));
+  // await sandbox.isPortExposed(8080);
+  EXPECT_TRUE(sb.is_port_exposed(8080));
+  // await sandbox.getExposedPorts(request.hostname);
+  auto ports = sb.get_exposed_ports("localhost");
+  ASSERT_EQ(ports.size(), 1u);
+  EXPECT_EQ(ports[0].port, 8080);
+  EXPECT_EQ(ports[0].url, exposed.url);
+  // await sandbox.unexposePort(8080);
+  sb.unexpose_port(8080);
+  EXPECT_FALSE(sb.is_port_exposed(8080));
+  EXPECT_NE(http_get(exposed.path_url).first, 200);
+  EXPECT_EQ(error_of([&] { sb.expose_port(80); }).code(), "INVALID_PORT");
+  web.kill();
+}
+
+// ## WebSocket Connections: sandbox.wsConnect(request, 8080) -> ws_connect(port)
+TEST_F(api_reference, websocket_connections) {
+  auto sb = open("realtime");
+  // A WebSocket echo server in the sandbox (RFC 6455 by hand: the sandbox has no websockets module).
+  sb.write_file("/workspace/ws_echo.py", R"PY(
+import base64, hashlib, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 8080)); s.listen()
+print('ws ready', flush=True)
+while True:
+    c, _ = s.accept(); buf = b''
+    while b'\r\n\r\n' not in buf: buf += c.recv(4096)
+    head, buf = buf.split(b'\r\n\r\n', 1)
+    key = [l.split(b':', 1)[1].strip() for l in head.split(b'\r\n') if l.lower().startswith(b'sec-websocket-key')][0]
+    accept = base64.b64encode(hashlib.sha1(key + b'258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest())
+    c.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ' + accept + b'\r\n\r\n')
+    def take(n):
+        global buf
+        while len(buf) < n:
+            more = c.recv(65536)
+            if not more: raise EOFError
+            buf += more
+        out, buf = buf[:n], buf[n:]; return out
+    def send(op, payload):
+        n = len(payload)
+        size = bytes([n]) if n < 126 else (bytes([126]) + n.to_bytes(2, 'big') if n < 65536 else bytes([127]) + n.to_bytes(8, 'big'))
+        c.sendall(bytes([0x80 | op]) + size + payload)
+    try:
+        while True:
+            b0, b1 = take(2); n = b1 & 0x7f
+            if n == 126: n = int.from_bytes(take(2), 'big')
+            elif n == 127: n = int.from_bytes(take(8), 'big')
+            mask = take(4) if b1 & 0x80 else b'\0\0\0\0'
+            data = bytes(x ^ mask[i % 4] for i, x in enumerate(take(n)))
+            op = b0 & 0x0f
+            if op == 8: send(8, data); break
+            send(op, (b'echo: ' + data) if op == 1 else data)
+    except EOFError:
+        pass
+    c.close()
+)PY");
+  auto server = sb.start_process("python3 -u /workspace/ws_echo.py");
+  server.wait_for_log("ws ready", {.timeout = 60s});
+  ws_stream ws = sb.ws_connect(8080);
+  ws.send_text("hello");
+  auto reply = ws.receive();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->data, "echo: hello");
+  EXPECT_FALSE(reply->binary);
+  const std::string bytes("\x00\x01\xfe\xff", 4);
+  ws.send_binary(bytes);
+  reply = ws.receive();
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->data, bytes);
+  EXPECT_TRUE(reply->binary);
+  ws.close(1000, "done");
+  EXPECT_FALSE(ws.is_open());
+  server.kill();
+  // Nothing listening on the port: the upgrade is refused with the server's code.
+  auto refused = error_of([&] { sb.ws_connect(8099); });
+  EXPECT_EQ(refused.code(), "SERVICE_NOT_RESPONDING") << refused.what();
+  EXPECT_EQ(refused.http_status(), 502);
+}
+
+// ## Bucket Mounting: the request reaches the route and its documented errors come back typed
+// (a real S3 round trip is tests/node/bucket_mounts.test.mjs's, with s3rver).
+TEST_F(api_reference, bucket_mounting_errors) {
+  auto sb = open("ref-buckets");
+  // await sandbox.mountBucket(env.DATA_BUCKET, '/data', { readOnly: false });
+  auto no_endpoint = error_of([&] { sb.mount_bucket("data-bucket", "/data"); });
+  EXPECT_EQ(no_endpoint.code(), "INVALID_MOUNT_CONFIG") << no_endpoint.what();
+  auto bad_path = error_of([&] {
+    sb.mount_bucket("data-bucket", "relative/path",
+                    {.endpoint = "http://127.0.0.1:9", .credentials = bucket_credentials{"key", "secret"}});
+  });
+  EXPECT_THAT(bad_path.code(), ::testing::AnyOf("INVALID_MOUNT_CONFIG", "VALIDATION_FAILED")) << bad_path.what();
+  // await sandbox.unmountBucket('/data');  (nothing mounted there)
+  auto not_mounted = error_of([&] { sb.unmount_bucket("/data"); });
+  EXPECT_GE(not_mounted.http_status(), 400) << not_mounted.what();
+}
+
 // ## Sessions (Isolated Contexts)
 TEST_F(api_reference, sessions) {
   auto sb = open("ref-sessions");
@@ -222,8 +354,7 @@ TEST_F(api_reference, sessions) {
 
 // ## Code Interpreter
 TEST_F(api_reference, code_interpreter) {
-  // The default sandbox: its kernels are the pre-warmed pool's.
-  auto sb = open("default");
+  auto sb = open("ref-code");
   // const ctx = await sandbox.createCodeContext({ language: 'python', variables: { data: [1, 2, 3, 4, 5], config: { verbose: true } } });
   code_context ctx = sb.create_code_context(
       {.language = "python", .variables = {{"data", {1, 2, 3, 4, 5}}, {"config", {{"verbose", true}}}}});
