@@ -70,6 +70,13 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   ports_ = std::make_unique<api::ports_api>(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_,
                                             api::ports_options{config_.preview_domain, [this] { return server_->port(); }});
   config_.server.takeover = ports_->selector();
+  // Sleeping stops a sandbox's kernels (those inside it) and unmounts its buckets first.
+  sandbox_hooks_.on_sleep.push_back([this](const std::string& id) {
+    for (const auto& ctx : contexts_->list(id))
+      if (ctx->in_sandbox()) (void)contexts_->remove(ctx->id());
+    if (buckets_) buckets_->unmount_all(id);
+  });
+  if (sandboxes_) lifecycle_ = std::make_unique<sandbox_lifecycle>(*sandboxes_, *contexts_, sandbox_hooks_, config_.lifecycle_tick);
   server_ = std::make_unique<server::http_server>(config_.server, *routes_);
 }
 
@@ -78,6 +85,7 @@ host_app::~host_app() { stop(); }
 result<void> host_app::start() {
   if (auto listening = server_->start(); !listening) return listening;
   contexts_->start_background();
+  if (lifecycle_) lifecycle_->start();
   return {};
 }
 
@@ -87,6 +95,7 @@ void host_app::stop(std::chrono::milliseconds deadline) {
   auto log = kh::log::get("server");
   log->info("stopping: finishing in-flight requests (deadline {} ms)", deadline.count());
   server_->stop(deadline);      // streams still open see a disconnect and interrupt their cells
+  if (lifecycle_) lifecycle_->stop();
   if (buckets_) buckets_->unmount_everything();  // s3fs processes end before their sandboxes
   sandboxes_.reset();           // kills every sandbox process: blocked commands return; workspaces stay
   sandbox_pool_->join();

@@ -13,6 +13,7 @@
 #include "kernel_host/notebook_session_manager.hpp"
 #include "kernel_host/server/http_server.hpp"
 #include "kernel_host/api/ports_api.hpp"
+#include "kernel_host/sandbox_lifecycle.hpp"
 #include "kernel_host/api/sandbox_api.hpp"
 #include "kernel_host/server/elastic_pool.hpp"
 #include "kernel_host/server/work_pool.hpp"
@@ -33,6 +34,7 @@ struct host_config {
   // Kernels of /sandboxes/{id}/api/contexts run inside their sandbox. The default sandbox's (/api/...)
   // run on the host from the pre-warmed pool, in the same /workspace folder, unless this is set.
   bool isolate_default_kernels = false;
+  std::chrono::milliseconds lifecycle_tick{1000};  // how often idle sandboxes are looked for
 };
 
 class host_app {
@@ -68,6 +70,7 @@ class host_app {
   api::sandbox_api_hooks sandbox_hooks_;
   std::unique_ptr<server::elastic_pool> sandbox_pool_;
   std::unique_ptr<sandbox_bridge::bucket_mounts> buckets_;  // s3fs mounts inside sandboxes
+  std::unique_ptr<sandbox_lifecycle> lifecycle_;             // idle sandboxes sleep
   std::unique_ptr<server::router> routes_;
   std::unique_ptr<server::http_server> server_;
   std::unique_ptr<api::ports_api> ports_;  // after server_: gone before the server's io_context

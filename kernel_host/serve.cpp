@@ -84,6 +84,10 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
       ->envname("KH_MAX_READ")->capture_default_str();
   cmd->add_option("--process-log-limit", o.process_log_limit, "Log bytes kept per stream of a background process (oldest dropped and counted)")
       ->envname("KH_PROCESS_LOG_LIMIT")->capture_default_str();
+  cmd->add_option("--sleep-after", o.sleep_after,
+                  "Idle time after which a sandbox sleeps (processes, sessions and kernels stop; the workspace stays; "
+                  "the next request wakes it): 30s, 10m, 1h; 0 never. A sandbox's own sleepAfter/keepAlive win")
+      ->envname("KH_SLEEP_AFTER")->capture_default_str();
   cmd->add_flag("--isolate-default-kernels", o.isolate_default_kernels,
                 "Run the default sandbox's kernels (/api/contexts) inside it too (else on the host, pre-warmed; named sandboxes' always inside)")
       ->envname("KH_ISOLATE_DEFAULT_KERNELS");
@@ -138,6 +142,12 @@ int run_serve(const serve_options& o) {
     return 2;
   }
   config.isolate_default_kernels = o.isolate_default_kernels;
+  if (auto d = sandbox_bridge::parse_duration(o.sleep_after)) {
+    config.sandboxes.default_sleep_after = *d;
+  } else {
+    std::fprintf(stderr, "error: --sleep-after takes a duration like 30s, 10m, 1h or 0, got '%s'\n", o.sleep_after.c_str());
+    return 2;
+  }
   config.sandboxes.uid = static_cast<uid_t>(o.sandbox_uid);
   config.sandboxes.gid = static_cast<gid_t>(o.sandbox_uid);
   config.sandboxes.default_limits.memory_bytes = sandbox_memory;

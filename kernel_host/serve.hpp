@@ -33,6 +33,7 @@ struct serve_options {
   std::string process_log_limit = "1MiB";  // per stream of a background process
   std::string preview_domain = "localhost";  // preview URLs: <port>-<sandbox>-<token>.<domain>
   bool isolate_default_kernels = false;
+  std::string sleep_after = "10m";  // default idle time before a sandbox sleeps; 0: never
 };
 
 // Registers the `serve` subcommand with its options; returns it.

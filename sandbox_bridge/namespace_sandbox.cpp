@@ -206,10 +206,9 @@ result<std::unique_ptr<namespace_sandbox>> namespace_sandbox::start(const sandbo
   unique_fd info_read(info[0]), info_write(info[1]);
 
   std::vector<std::string> bw = s->prefix_argv("/");
-  // prefix_argv ends with setpriv; bwrap goes between the cgroup/rlimit prefix and setpriv.
-  auto setpriv_at = std::find(bw.begin(), bw.end(), "/usr/bin/setpriv");
-  std::vector<std::string> tail(setpriv_at, bw.end());
-  bw.erase(setpriv_at, bw.end());
+  // prefix_argv ends with setpriv, which the namespace's own payload does not take (see below);
+  // bwrap follows the cgroup/rlimit prefix.
+  bw.erase(std::find(bw.begin(), bw.end(), "/usr/bin/setpriv"), bw.end());
   std::vector<std::string> b = {"/usr/bin/bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc",
                                 "--unshare-uts", "--unshare-cgroup-try"};
   if (options.network == network_mode::none) b.push_back("--unshare-net");
@@ -243,7 +242,8 @@ result<std::unique_ptr<namespace_sandbox>> namespace_sandbox::start(const sandbo
   add({"--proc", "/proc", "--dev", "/dev"});
   add({"--perms", "0755", "--dir", "/run", "--ro-bind", run.string(), "/run/kh"});
   add({"--chdir", "/", "--info-fd", "3", "--"});
-  b.insert(b.end(), tail.begin(), tail.end());
+  // The payload that keeps the namespace alive stays root: the sandbox user cannot kill it
+  // (`kill -9 -1` inside would otherwise end the whole sandbox).
   add({"/usr/bin/sleep", "infinity"});
   bw.insert(bw.end(), b.begin(), b.end());
 
@@ -356,7 +356,13 @@ std::vector<pid_t> namespace_sandbox::host_pids() const {
 
 bool namespace_sandbox::alive() const {
   std::lock_guard lock(mutex_);
-  return !stopped_ && init_pid_ > 0 && ::kill(init_pid_, 0) == 0;
+  if (stopped_ || init_pid_ <= 0 || ::kill(init_pid_, 0) != 0) return false;
+  // A pid 1 that exited but is not reaped yet is a zombie: the namespace is gone all the same.
+  std::ifstream stat(fmt::format("/proc/{}/stat", init_pid_));
+  std::string line;
+  std::getline(stat, line);
+  const auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
 void namespace_sandbox::stop() {

@@ -5,7 +5,7 @@
 // the curated root (host /usr read-only with the /bin, /sbin, /lib* links; a generated minimal /etc;
 // /workspace bound from <data_dir>/sandboxes/<id>/workspace; private tmpfs /tmp and /home/user; own
 // /proc; minimal /dev; the runtime folder read-only at /run/kh) and keeps pid 1 of the new PID
-// namespace alive (its payload is `sleep infinity` as the sandbox user). Every later process —
+// namespace alive (its payload is `sleep infinity`, left as root so the sandbox user cannot kill it). Every later process —
 // session shells, background processes, sessionless commands — is entered into that init's
 // namespaces with `nsenter -t <init> -m -u -i -n -p -r -W <cwd>` and drops to the sandbox uid with
 // `setpriv` (no capabilities, no_new_privs, no supplementary groups). So all processes of a

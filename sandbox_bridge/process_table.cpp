@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "sandbox_bridge/sandbox.hpp"
 #include "sandbox_bridge/types.hpp"
@@ -133,7 +134,10 @@ result<process_snapshot> process_table::start(const process_start& req) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
   if (req.timeout) e->deadline = std::chrono::steady_clock::now() + *req.timeout;
-  e->thread = std::thread([this, e] { reader(e); });
+  e->thread = std::thread([this, e] {
+    write_journal();
+    reader(e);
+  });
   return e->snap;
 }
 
@@ -189,16 +193,101 @@ void process_table::reader(std::shared_ptr<entry> e) {
   c.close_stdout();
   c.close_stderr();
   int st = *c.status();
+  {
+    std::lock_guard lock(mutex_);
+    auto& s = e->snap;
+    s.end_time = std::chrono::system_clock::now();
+    s.exit_code = exit_code_of(st);
+    if (WIFSIGNALED(st) || e->kill_requested) s.status = process_status::killed;
+    else if (*s.exit_code == 0) s.status = process_status::completed;
+    else s.status = process_status::failed;
+    emit({process_event::kind::exit, {}, s.exit_code, s.status});
+    e->listeners.clear();
+    changed_.notify_all();
+  }
+  write_journal();
+}
+
+namespace {
+
+constexpr std::size_t kJournalLogTail = 16 * 1024;  // bytes of each log kept in the journal
+
+nlohmann::json snapshot_json(const process_snapshot& p) {
+  auto tail = [](const log_buffer& b) {
+    return b.data.size() > kJournalLogTail ? b.data.substr(b.data.size() - kJournalLogTail) : b.data;
+  };
+  auto ms = [](std::chrono::system_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  };
+  nlohmann::json j{{"id", p.id},         {"pid", p.pid},
+                   {"command", p.command}, {"sessionId", p.session_id},
+                   {"status", std::string(process_status_name(p.status))},
+                   {"startMs", ms(p.start_time)},
+                   {"stdout", tail(p.stdout_log)}, {"stderr", tail(p.stderr_log)},
+                   {"endReason", p.end_reason}};
+  if (p.end_time) j["endMs"] = ms(*p.end_time);
+  if (p.exit_code) j["exitCode"] = *p.exit_code;
+  return j;
+}
+
+}  // namespace
+
+void process_table::write_journal() {
+  if (journal_.empty()) return;
+  nlohmann::json all = nlohmann::json::array();
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, e] : entries_) all.push_back(snapshot_json(e->snap));
+  }
+  std::lock_guard lock(journal_mutex_);  // one writer at a time; the newest state wins the rename
+  const auto tmp = journal_.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    if (!out) return;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, journal_, ec);
+}
+
+void process_table::mark_running(const std::string& end_reason) {
   std::lock_guard lock(mutex_);
-  auto& s = e->snap;
-  s.end_time = std::chrono::system_clock::now();
-  s.exit_code = exit_code_of(st);
-  if (WIFSIGNALED(st) || e->kill_requested) s.status = process_status::killed;
-  else if (*s.exit_code == 0) s.status = process_status::completed;
-  else s.status = process_status::failed;
-  emit({process_event::kind::exit, {}, s.exit_code, s.status});
-  e->listeners.clear();
-  changed_.notify_all();
+  for (auto& [id, e] : entries_)
+    if (e->snap.status == process_status::running) e->snap.end_reason = end_reason;
+}
+
+void process_table::restore(const std::filesystem::path& file, const std::string& end_reason) {
+  std::ifstream in(file);
+  if (!in) return;
+  auto all = nlohmann::json::parse(in, nullptr, false);
+  if (!all.is_array()) return;
+  const auto now = std::chrono::system_clock::now();
+  std::lock_guard lock(mutex_);
+  for (const auto& j : all) {
+    if (!j.is_object() || !j.contains("id") || !j["id"].is_string()) continue;
+    auto e = std::make_shared<entry>();
+    auto& p = e->snap;
+    p.id = j["id"].get<std::string>();
+    p.pid = j.value("pid", -1);
+    p.command = j.value("command", "");
+    p.session_id = j.value("sessionId", "");
+    p.start_time = std::chrono::system_clock::time_point(std::chrono::milliseconds(j.value("startMs", 0LL)));
+    p.stdout_log.data = j.value("stdout", "");
+    p.stderr_log.data = j.value("stderr", "");
+    p.end_reason = j.value("endReason", "");
+    const std::string status = j.value("status", "error");
+    if (status == "running") {
+      p.status = process_status::killed;  // it ended with the host; it did not finish
+      p.end_time = now;
+      p.end_reason = end_reason;
+    } else {
+      for (auto s : {process_status::completed, process_status::failed, process_status::killed, process_status::error})
+        if (status == process_status_name(s)) p.status = s;
+      if (j.contains("endMs")) p.end_time = std::chrono::system_clock::time_point(std::chrono::milliseconds(j["endMs"].get<long long>()));
+      if (j.contains("exitCode") && j["exitCode"].is_number_integer()) p.exit_code = j["exitCode"].get<int>();
+    }
+    if (!entries_.count(p.id)) entries_[p.id] = e;
+  }
 }
 
 std::vector<process_snapshot> process_table::list(const std::optional<std::string>& session_id, bool with_logs) const {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -55,6 +56,7 @@ struct process_snapshot {
   std::optional<std::chrono::system_clock::time_point> end_time;
   std::optional<int> exit_code;
   log_buffer stdout_log, stderr_log;
+  std::string end_reason;  // why it ended when not by itself, e.g. "host_restart", "sandbox_slept"
 };
 
 struct process_event {
@@ -69,6 +71,14 @@ class process_table {
  public:
   process_table(sandbox& owner, std::size_t log_capacity, std::chrono::milliseconds kill_grace)
       : sandbox_(owner), capacity_(log_capacity), kill_grace_(kill_grace) {}
+
+  // Keeps a journal of the processes (metadata and log tails) in this file, rewritten at every
+  // start and end, so a host restart can report them. restore() loads one: processes that were
+  // running are reported as ended with end_reason.
+  void set_journal(std::filesystem::path file) { journal_ = std::move(file); }
+  void restore(const std::filesystem::path& file, const std::string& end_reason);
+  // Records why the processes running now are about to end (before the sandbox stops).
+  void mark_running(const std::string& end_reason);
   ~process_table();  // kills every process still running
 
   result<process_snapshot> start(const process_start& request);
@@ -91,6 +101,10 @@ class process_table {
   struct entry;
   void reader(std::shared_ptr<entry> e);
   static void append(log_buffer& b, std::string_view data, std::size_t capacity);
+  void write_journal();  // without mutex_ held
+
+  std::filesystem::path journal_;
+  std::mutex journal_mutex_;
 
   sandbox& sandbox_;
   std::size_t capacity_;

@@ -21,7 +21,9 @@ nlohmann::json to_json(const sandbox_options& o) {
           {"env", o.env},
           {"network", o.network == network_mode::host ? "host" : "none"},
           {"limits", {{"memoryBytes", o.limits.memory_bytes}, {"maxProcesses", o.limits.max_processes},
-                      {"cpuShares", o.limits.cpu_shares}}}};
+                      {"cpuShares", o.limits.cpu_shares}}},
+          {"sleepAfterSeconds", o.sleep_after.count()},
+          {"keepAlive", o.keep_alive}};
 }
 
 result<sandbox_options> sandbox_options_from_json(const nlohmann::json& j) {
@@ -36,6 +38,8 @@ result<sandbox_options> sandbox_options_from_json(const nlohmann::json& j) {
       o.limits.max_processes = l.value("maxProcesses", o.limits.max_processes);
       o.limits.cpu_shares = l.value("cpuShares", o.limits.cpu_shares);
     }
+    o.sleep_after = std::chrono::seconds(j.value("sleepAfterSeconds", static_cast<long long>(o.sleep_after.count())));
+    o.keep_alive = j.value("keepAlive", false);
   } catch (const std::exception& e) {
     return fail(errc::validation_failed, std::string("invalid sandbox options: ") + e.what());
   }
@@ -60,7 +64,7 @@ sandbox_manager::~sandbox_manager() {
     std::lock_guard lock(mutex_);
     all.swap(sandboxes_);
   }
-  for (auto& [id, r] : all) r->stop();
+  for (auto& [id, r] : all) r->stop("host_stopped");
   all.clear();
   spawner_.reset();
 }
@@ -79,6 +83,8 @@ result<std::shared_ptr<sandbox_runtime>> sandbox_manager::start_locked(const san
     meta << to_json(o).dump(2);
   }
   auto rt = std::make_shared<sandbox_runtime>(std::move(*box), paths.sandbox_dir / "run", options_.runtime);
+  // What the previous run left: sessions come back (fresh shells), processes are reported ended.
+  rt->restore(slept_.erase(o.id) ? "sandbox_slept" : "host_restart");
   sandboxes_[o.id] = rt;
   return rt;
 }
@@ -127,6 +133,7 @@ result<std::shared_ptr<sandbox_runtime>> sandbox_manager::get_or_create(const st
   sandbox_options o;
   o.id = id;
   o.limits = options_.default_limits;
+  o.sleep_after = options_.default_sleep_after;
   auto c = create_sandbox(o);
   if (!c && c.error().code == errc::sandbox_already_exists) return get(id);
   return c;
@@ -143,6 +150,10 @@ sandbox_summary sandbox_manager::summarize(const sandbox_runtime& r_) const {
   s.created_at = r.created_at();
   s.sessions = r.list_sessions().size();
   s.processes = r.processes().list().size();
+  s.sleep_after = r.box().options().sleep_after;
+  s.keep_alive = r.box().options().keep_alive;
+  s.state = s.running ? "running" : "stopped";
+  s.idle = std::chrono::steady_clock::now() - r.last_activity();
   return s;
 }
 
@@ -150,7 +161,48 @@ std::vector<sandbox_summary> sandbox_manager::list() const {
   std::lock_guard lock(mutex_);
   std::vector<sandbox_summary> out;
   for (auto& [id, r] : sandboxes_) out.push_back(summarize(*r));
+  std::error_code ec;
+  for (fs::directory_iterator it(options_.data_dir / "sandboxes", ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string id = it->path().filename().string();
+    if (sandboxes_.count(id) || !valid_id(id)) continue;
+    std::ifstream in(it->path() / "sandbox.json");
+    auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded()) continue;
+    auto o = sandbox_options_from_json(j);
+    if (!o) continue;
+    sandbox_summary s;
+    s.id = id;
+    s.network = o->network;
+    s.limits = o->limits;
+    s.sleep_after = o->sleep_after;
+    s.keep_alive = o->keep_alive;
+    s.state = slept_.count(id) ? "sleeping" : "stopped";
+    const auto written = fs::last_write_time(it->path() / "sandbox.json", ec);
+    s.created_at = std::chrono::system_clock::now() -
+                   std::chrono::duration_cast<std::chrono::system_clock::duration>(fs::file_time_type::clock::now() - written);
+    out.push_back(std::move(s));
+  }
   return out;
+}
+
+std::vector<std::shared_ptr<sandbox_runtime>> sandbox_manager::running() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<sandbox_runtime>> out;
+  for (auto& [id, r] : sandboxes_) out.push_back(r);
+  return out;
+}
+
+result<void> sandbox_manager::sleep(const std::string& id) {
+  std::lock_guard lock(mutex_);
+  auto it = sandboxes_.find(id);
+  if (it == sandboxes_.end()) return fail(errc::sandbox_not_found, fmt::format("sandbox '{}' is not running", id), {{"sandboxId", id}});
+  // Stopped under the lock: a request arriving now waits, then starts a fresh one, which must not
+  // share the cgroups and folders of one still being torn down.
+  it->second->stop("sandbox_slept");
+  sandboxes_.erase(it);
+  slept_.insert(id);
+  kh::log::get("sandbox")->info("sandbox {} sleeps (idle); its workspace stays", id);
+  return {};
 }
 
 result<sandbox_summary> sandbox_manager::describe(const std::string& id) const {
@@ -161,19 +213,19 @@ result<sandbox_summary> sandbox_manager::describe(const std::string& id) const {
 }
 
 result<void> sandbox_manager::destroy(const std::string& id) {
-  std::shared_ptr<sandbox_runtime> r;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = sandboxes_.find(id);
-    if (it != sandboxes_.end()) {
-      r = it->second;
-      sandboxes_.erase(it);
-    }
-  }
+  // All under the lock: a request for this id waits and then finds nothing (or a fresh sandbox),
+  // never a half-removed one sharing folders and cgroups with it.
+  std::lock_guard lock(mutex_);
+  auto it = sandboxes_.find(id);
   std::error_code ec;
-  bool on_disk = valid_id(id) && fs::exists(sandbox_dir(id), ec);
-  if (!r && !on_disk) return fail(errc::sandbox_not_found, fmt::format("sandbox '{}' not found", id), {{"sandboxId", id}});
-  if (r) r->stop();
+  const bool on_disk = valid_id(id) && fs::exists(sandbox_dir(id), ec);
+  if (it == sandboxes_.end() && !on_disk)
+    return fail(errc::sandbox_not_found, fmt::format("sandbox '{}' not found", id), {{"sandboxId", id}});
+  if (it != sandboxes_.end()) {
+    it->second->stop();
+    sandboxes_.erase(it);
+  }
+  slept_.erase(id);
   fs::remove_all(sandbox_dir(id), ec);
   if (ec) return fail(errc::io_error, fmt::format("remove {}: {}", sandbox_dir(id).string(), ec.message()));
   kh::log::get("sandbox")->info("sandbox {} destroyed", id);

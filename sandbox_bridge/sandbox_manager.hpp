@@ -12,6 +12,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,7 @@ struct manager_options {
   sandbox_limits default_limits;
   runtime_options runtime;
   std::string default_sandbox_id = "default";
+  std::chrono::seconds default_sleep_after{600};  // sandbox_options::sleep_after when a request gives none
   std::vector<std::filesystem::path> runtime_binds;  // see namespace_sandbox_paths
 };
 
@@ -41,6 +44,10 @@ struct sandbox_summary {
   std::chrono::system_clock::time_point created_at;
   std::size_t sessions = 0;
   std::size_t processes = 0;
+  std::chrono::seconds sleep_after{0};
+  bool keep_alive = false;
+  std::string state;  // "running", "sleeping" (idle: wakes on the next request), "stopped" (since the host started)
+  std::optional<std::chrono::steady_clock::duration> idle;  // since the last activity, when running
 };
 
 class sandbox_manager {
@@ -54,7 +61,12 @@ class sandbox_manager {
   result<std::shared_ptr<sandbox_runtime>> get(const std::string& id);
   // get(), or create with default options.
   result<std::shared_ptr<sandbox_runtime>> get_or_create(const std::string& id);
+  // Running sandboxes and those on disk (sleeping or not started since the host started).
   std::vector<sandbox_summary> list() const;
+  // The running ones, for the lifecycle (idle sleep).
+  std::vector<std::shared_ptr<sandbox_runtime>> running() const;
+  // Stops a running sandbox and keeps its folders; the next get() wakes it. Errors: sandbox_not_found.
+  result<void> sleep(const std::string& id);
   result<sandbox_summary> describe(const std::string& id) const;
   result<void> destroy(const std::string& id);
 
@@ -69,6 +81,7 @@ class sandbox_manager {
   manager_options options_;
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<sandbox_runtime>> sandboxes_;
+  std::set<std::string> slept_;  // put to sleep by sleep(): their processes ended for that reason
   std::unique_ptr<serial_worker> spawner_;
 };
 

@@ -2,7 +2,10 @@
 
 #include <sys/wait.h>
 
+#include <fstream>
+
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 namespace kh::sandbox_bridge {
 
@@ -11,20 +14,64 @@ sandbox_runtime::sandbox_runtime(std::unique_ptr<sandbox> box, std::filesystem::
       run_dir_(std::move(run_dir)),
       options_(options),
       files_(*sandbox_, options.max_read_bytes),
-      processes_(std::make_unique<process_table>(*sandbox_, options.log_capacity, options.kill_grace)) {}
+      processes_(std::make_unique<process_table>(*sandbox_, options.log_capacity, options.kill_grace)) {
+  processes_->set_journal(state_dir() / "processes.json");
+}
 
-sandbox_runtime::~sandbox_runtime() { stop(); }
+sandbox_runtime::~sandbox_runtime() { stop("host_stopped"); }
 
-void sandbox_runtime::stop() {
+void sandbox_runtime::stop(const std::string& reason) {
   std::map<std::string, std::shared_ptr<shell_session>> sessions;
   {
     std::lock_guard lock(mutex_);
     sessions.swap(sessions_);
   }
+  if (!reason.empty()) processes_->mark_running(reason);
   sandbox_->stop();  // every process of the sandbox dies here
   for (auto& [id, s] : sessions) s->close();
   processes_.reset();  // joins the reader threads (their processes are gone)
   processes_ = std::make_unique<process_table>(*sandbox_, options_.log_capacity, options_.kill_grace);
+  processes_->set_journal(state_dir() / "processes.json");
+}
+
+void sandbox_runtime::save_sessions() {
+  nlohmann::json all = nlohmann::json::array();
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, s] : sessions_) {
+      const auto& o = s->options();
+      nlohmann::json j{{"id", o.id}, {"env", o.env}, {"cwd", o.cwd}};
+      if (o.command_timeout) j["commandTimeoutMs"] = o.command_timeout->count();
+      all.push_back(std::move(j));
+    }
+  }
+  const auto file = state_dir() / "sessions.json";
+  const auto tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, file, ec);
+}
+
+void sandbox_runtime::restore(const std::string& reason) {
+  processes_->restore(state_dir() / "processes.json", reason);
+  std::ifstream in(state_dir() / "sessions.json");
+  auto all = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  if (!all.is_array()) return;
+  for (const auto& j : all) {
+    if (!j.is_object()) continue;
+    session_options o;
+    o.id = j.value("id", "");
+    o.cwd = j.value("cwd", "/workspace");
+    if (j.contains("env") && j["env"].is_object())
+      for (auto& [k, v] : j["env"].items())
+        if (v.is_string()) o.env[k] = v.get<std::string>();
+    if (j.contains("commandTimeoutMs") && j["commandTimeoutMs"].is_number_integer())
+      o.command_timeout = std::chrono::milliseconds(j["commandTimeoutMs"].get<long long>());
+    (void)create_session(std::move(o));  // a fresh shell with the session's first env and cwd
+  }
 }
 
 result<std::shared_ptr<shell_session>> sandbox_runtime::create_session(session_options o) {
@@ -32,14 +79,18 @@ result<std::shared_ptr<shell_session>> sandbox_runtime::create_session(session_o
     return fail(errc::validation_failed, "a session id is 1-128 characters of [A-Za-z0-9_.-]", {{"sessionId", o.id}});
   for (auto& [k, v] : o.env)
     if (!valid_env_name(k)) return fail(errc::validation_failed, fmt::format("invalid environment variable name '{}'", k));
-  std::lock_guard lock(mutex_);
-  if (!sandbox_->alive()) return fail(errc::sandbox_not_found, "the sandbox is not running", {{"sandboxId", id()}});
-  if (sessions_.count(o.id))
-    return fail(errc::session_already_exists, fmt::format("session '{}' already exists", o.id), {{"sessionId", o.id}});
-  std::string dir = fmt::format("s{}", next_session_dir_++);
-  std::string sid = o.id;
-  auto s = std::make_shared<shell_session>(*sandbox_, std::move(o), run_dir_ / dir, "/run/kh/" + dir, options_.kill_grace);
-  sessions_[sid] = s;
+  std::shared_ptr<shell_session> s;
+  {
+    std::lock_guard lock(mutex_);
+    if (!sandbox_->alive()) return fail(errc::sandbox_not_found, "the sandbox is not running", {{"sandboxId", id()}});
+    if (sessions_.count(o.id))
+      return fail(errc::session_already_exists, fmt::format("session '{}' already exists", o.id), {{"sessionId", o.id}});
+    std::string dir = fmt::format("s{}", next_session_dir_++);
+    std::string sid = o.id;
+    s = std::make_shared<shell_session>(*sandbox_, std::move(o), run_dir_ / dir, "/run/kh/" + dir, options_.kill_grace);
+    sessions_[sid] = s;
+  }
+  save_sessions();
   return s;
 }
 
@@ -73,6 +124,7 @@ result<void> sandbox_runtime::delete_session(const std::string& sid) {
     sessions_.erase(it);
   }
   s->close();
+  save_sessions();
   return {};
 }
 

@@ -3,6 +3,7 @@
 // "default" one included), background processes and confined files. The daemon's API handlers
 // talk to this; it knows neither HTTP nor kernels.
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sandbox_bridge/process_table.hpp"
@@ -57,8 +59,32 @@ class sandbox_runtime {
   sandbox_files& files() noexcept { return files_; }
   process_table& processes() noexcept { return *processes_; }
 
-  // Kills every process and every session; the workspace is left to the manager.
-  void stop();
+  // Kills every process and every session; the workspace is left to the manager. Processes
+  // running now are recorded as ended for `reason` ("sandbox_slept", "host_stopped", ...).
+  void stop(const std::string& reason = "");
+
+  // Sessions (their ids and options) and processes (a journal) are saved beside the workspace;
+  // restore() brings back the sessions (fresh shells) and reports the processes of the previous
+  // run, those that were running as ended for `reason`.
+  void restore(const std::string& reason);
+
+  // Activity, for sleeping idle sandboxes: touch() on every request; an activity_guard for
+  // everything that runs long (a command, an open stream).
+  void touch() noexcept { last_activity_ns_ = std::chrono::steady_clock::now().time_since_epoch().count(); }
+  std::chrono::steady_clock::time_point last_activity() const noexcept {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(last_activity_ns_.load()));
+  }
+  int active() const noexcept { return active_.load(); }
+  class activity_guard {
+   public:
+    explicit activity_guard(sandbox_runtime& r) : r_(&r) { ++r_->active_; r_->touch(); }
+    activity_guard(activity_guard&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+    activity_guard(const activity_guard&) = delete;
+    activity_guard& operator=(const activity_guard&) = delete;
+    ~activity_guard() { if (r_) { r_->touch(); --r_->active_; } }
+   private:
+    sandbox_runtime* r_;
+  };
 
  private:
   std::unique_ptr<sandbox> sandbox_;
@@ -70,6 +96,11 @@ class sandbox_runtime {
   std::map<std::string, std::shared_ptr<shell_session>> sessions_;
   std::uint64_t next_session_dir_ = 1;
   std::chrono::system_clock::time_point created_at_ = std::chrono::system_clock::now();
+  std::atomic<std::chrono::steady_clock::rep> last_activity_ns_{std::chrono::steady_clock::now().time_since_epoch().count()};
+  std::atomic<int> active_{0};
+
+  void save_sessions();  // without mutex_ held
+  std::filesystem::path state_dir() const { return run_dir_.parent_path(); }
 };
 
 }  // namespace kh::sandbox_bridge

@@ -25,6 +25,10 @@ struct sandbox_options {
   std::map<std::string, std::string> env;  // given to every process of the sandbox
   network_mode network = network_mode::none;
   sandbox_limits limits;
+  // Idle this long (no request, no open stream), the sandbox sleeps: its processes, sessions and
+  // kernels stop, its workspace stays; the next request wakes it. 0: never. keep_alive: never.
+  std::chrono::seconds sleep_after{600};
+  bool keep_alive = false;
 };
 
 // Where output of a command goes as it is produced (for streaming).
@@ -51,5 +55,8 @@ bool valid_id(std::string_view id) noexcept;
 
 // "[A-Za-z_][A-Za-z0-9_]*"
 bool valid_env_name(std::string_view name) noexcept;
+
+// A duration as the Cloudflare SDK writes sleepAfter: "30s", "10m", "1h", or plain seconds ("90").
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) noexcept;
 
 }  // namespace kh::sandbox_bridge

@@ -5,6 +5,7 @@
 #include "common/log.hpp"
 #include "kernel_host/api/error_mapping.hpp"
 #include "kernel_host/api/request_helpers.hpp"
+#include "kernel_host/api/sse_event.hpp"
 
 #if __has_include("renderers/typed_result.hpp")
 #include "renderers/typed_result.hpp"
@@ -17,9 +18,7 @@ namespace {
 using server::request_context;
 namespace ctx = kh::contexts;
 
-std::string sse(const nl::json& event) {
-  return "data: " + event.dump(-1, ' ', false, nl::json::error_handler_t::replace) + "\n\n";
-}
+std::string sse(const nl::json& event) { return sse_event(event); }
 
 nl::json context_json(const host::context& c) {
   return {{"id", c.id()},

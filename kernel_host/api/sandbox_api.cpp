@@ -13,6 +13,7 @@
 #include "common/log.hpp"
 #include "kernel_host/api/error_mapping.hpp"
 #include "kernel_host/api/request_helpers.hpp"
+#include "kernel_host/api/sse_event.hpp"
 #include "renderers/base64.hpp"
 #include "sandbox_bridge/mime.hpp"
 #include "sandbox_bridge/sandbox_path.hpp"
@@ -54,9 +55,7 @@ result<std::string> request_session_id(const server::http_request& request, cons
 
 namespace {
 
-std::string sse(const nl::json& event) {
-  return "data: " + event.dump(-1, ' ', false, nl::json::error_handler_t::replace) + "\n\n";
-}
+std::string sse(const nl::json& event) { return sse_event(event); }
 
 nl::json ok(nl::json body = nl::json::object()) {
   body["success"] = true;
@@ -111,6 +110,7 @@ nl::json process_json(const sb::process_snapshot& p) {
              {"status", std::string(sb::process_status_name(p.status))},
              {"startTime", iso_time(p.start_time)}};
   if (p.end_time) j["endTime"] = iso_time(*p.end_time);
+  if (!p.end_reason.empty()) j["endReason"] = p.end_reason;
   if (p.exit_code) j["exitCode"] = *p.exit_code;
   if (!p.session_id.empty()) j["sessionId"] = p.session_id;
   return j;
@@ -124,7 +124,10 @@ nl::json summary_json(const sb::sandbox_summary& s) {
           {"running", s.running},
           {"createdAt", iso_time(s.created_at)},
           {"sessions", s.sessions},
-          {"processes", s.processes}};
+          {"processes", s.processes},
+          {"state", s.state},
+          {"sleepAfterSeconds", s.sleep_after.count()},
+          {"keepAlive", s.keep_alive}};
 }
 
 const char* file_type_name(sb::file_type t) {
@@ -166,8 +169,9 @@ server::handler in_sandbox(std::shared_ptr<api_state> st, body_handler fn) {
     auto body = json_object_body(rc.request);
     if (!body) return send_error(*rc.out, body.error());
     st->pool.post([st, fn, rc = rc, body = std::move(*body)]() mutable {
-      auto box = st->sandboxes->get_or_create(rc.sandbox_id);
+      auto box = st->sandboxes->get_or_create(rc.sandbox_id);  // wakes a sleeping one
       if (!box) return send_error(*rc.out, box.error());
+      sb::sandbox_runtime::activity_guard busy(**box);  // a long command or stream keeps it awake
       fn(rc, body, *box);
     });
   };
@@ -186,6 +190,20 @@ result<sb::sandbox_options> parse_sandbox_options(const nl::json& body, const sb
   else if (network != "none")
     return fail(errc::validation_failed, "field 'network' must be \"none\" or \"host\"", {{"field", "network"}});
   o.limits = defaults.default_limits;
+  o.sleep_after = defaults.default_sleep_after;
+  o.keep_alive = f.flag("keepAlive");
+  if (f.err) return std::unexpected(*f.err);
+  if (auto it = body.find("sleepAfter"); it != body.end() && !it->is_null()) {
+    // Seconds, or "30s", "10m", "1h" as the Cloudflare SDK takes it; 0 never sleeps.
+    long long secs = -1;
+    if (it->is_number_integer() || it->is_number_unsigned()) secs = it->get<long long>();
+    else if (it->is_string())
+      if (auto d = sb::parse_duration(it->get<std::string>())) secs = d->count();
+    if (secs < 0)
+      return fail(errc::validation_failed, "field 'sleepAfter' must be seconds or a duration like \"30s\", \"10m\", \"1h\"",
+                  {{"field", "sleepAfter"}});
+    o.sleep_after = std::chrono::seconds(secs);
+  }
   if (auto it = body.find("limits"); it != body.end() && !it->is_null()) {
     if (!it->is_object()) return fail(errc::validation_failed, "field 'limits' must be an object", {{"field", "limits"}});
     fields l{*it};
@@ -717,12 +735,17 @@ void register_processes(server::router& routes, std::shared_ptr<api_state> st) {
       std::mutex mutex;
       bool ready = false, ended = false;
       std::vector<sb::process_event> early;
+      sandbox_ptr box;  // an open stream keeps its sandbox awake (and alive) until it ends
+      std::optional<sb::sandbox_runtime::activity_guard> busy;
     };
     auto r = std::make_shared<relay>();
+    r->box = box;
+    r->busy.emplace(*box);
     auto emit = [out, id](const sb::process_event& ev, relay& rl) {
       if (rl.ended) return;
       if (ev.type == sb::process_event::kind::exit) {
         rl.ended = true;
+        rl.busy.reset();
         out->write(sse({{"type", "exit"},
                         {"processId", id},
                         {"exitCode", ev.exit_code ? nl::json(*ev.exit_code) : nl::json(nullptr)},
@@ -747,8 +770,11 @@ void register_processes(server::router& routes, std::shared_ptr<api_state> st) {
     auto& [snap, handle] = *sub;
     out->begin_stream(200, "text/event-stream", {{"Connection", "keep-alive"}, {"X-Accel-Buffering", "no"}});
     std::weak_ptr<sb::sandbox_runtime> weak = box;
-    out->on_disconnect([weak, id, handle = handle] {
+    out->on_disconnect([weak, id, handle = handle, r] {
       if (auto b = weak.lock()) b->processes().unsubscribe(id, handle);
+      std::lock_guard lock(r->mutex);
+      r->busy.reset();
+      r->box.reset();
     });
     std::unique_lock lock(r->mutex);
     out->write(sse({{"type", "process_info"}, {"processId", id}, {"command", snap.command}, {"pid", snap.pid},

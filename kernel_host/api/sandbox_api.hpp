@@ -21,6 +21,8 @@ using sandbox_destroy_hook = std::function<void(const std::string& sandbox_id)>;
 
 struct sandbox_api_hooks {
   std::vector<sandbox_destroy_hook> on_destroy;
+  // Run before an idle sandbox sleeps (stop its kernels, unmount its buckets).
+  std::vector<sandbox_destroy_hook> on_sleep;
   // Extra fields for GET /api/sandboxes/{id} (e.g. mounts, exposed ports).
   std::vector<std::function<void(const std::string& sandbox_id, nl::json& out)>> describe;
 };
