@@ -185,6 +185,12 @@ std::vector<sandbox_summary> sandbox_manager::list() const {
   return out;
 }
 
+std::shared_ptr<sandbox_runtime> sandbox_manager::find_running(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = sandboxes_.find(id);
+  return it == sandboxes_.end() ? nullptr : it->second;
+}
+
 std::vector<std::shared_ptr<sandbox_runtime>> sandbox_manager::running() const {
   std::lock_guard lock(mutex_);
   std::vector<std::shared_ptr<sandbox_runtime>> out;

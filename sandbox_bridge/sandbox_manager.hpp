@@ -63,6 +63,8 @@ class sandbox_manager {
   result<std::shared_ptr<sandbox_runtime>> get_or_create(const std::string& id);
   // Running sandboxes and those on disk (sleeping or not started since the host started).
   std::vector<sandbox_summary> list() const;
+  // The sandbox if it runs now (never starts or wakes one).
+  std::shared_ptr<sandbox_runtime> find_running(const std::string& id) const;
   // The running ones, for the lifecycle (idle sleep).
   std::vector<std::shared_ptr<sandbox_runtime>> running() const;
   // Stops a running sandbox and keeps its folders; the next get() wakes it. Errors: sandbox_not_found.

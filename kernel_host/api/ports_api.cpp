@@ -239,6 +239,14 @@ server::takeover_selector ports_api::selector() {
             done(fd->release());
           });
         }};
+    // A preview request or an open proxied WebSocket is activity: the sandbox does not sleep under it.
+    if (auto box = st->sandboxes->find_running(address->sandbox_id)) {
+      struct busy_box {
+        std::shared_ptr<sb::sandbox_runtime> box;
+        sb::sandbox_runtime::activity_guard guard;
+      };
+      route.hold = std::make_shared<busy_box>(busy_box{box, sb::sandbox_runtime::activity_guard(*box)});
+    }
     return server::takeover_decision{
         .take = [st, route = std::move(route)](server::taken_connection conn) { server::proxy_exchange(std::move(conn), route, st->pool); },
         .authenticated = authenticated};

@@ -44,6 +44,8 @@ struct proxy_route {
   // Opens an unconnected, non-blocking TCP socket from which 127.0.0.1:port is the upstream
   // (e.g. inside a sandbox's network namespace); may call back on any thread.
   std::function<void(std::function<void(result<int>)>)> open_socket;
+  // Held while the exchange lives (a WebSocket until it closes): e.g. the sandbox's activity.
+  std::shared_ptr<void> hold;
 };
 
 // Serves the first request of `conn` through `route`.
