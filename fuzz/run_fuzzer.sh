@@ -11,5 +11,7 @@ symbolizer=/usr/lib/llvm-19/bin/llvm-symbolizer
 [ -x "$symbolizer" ] && export ASAN_SYMBOLIZER_PATH=$symbolizer
 artifacts="$scratch.artifacts"
 mkdir -p "$artifacts"
-exec "$target" "$scratch" "$seeds" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+# A fixed seed (KH_FUZZ_SEED, default 1) makes the bounded runs of the test command repeatable;
+# KH_FUZZ_SEED=0 lets libFuzzer pick one (the long on-demand runs of fuzz/README.md).
+exec "$target" "$scratch" "$seeds" -seed="${KH_FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
   -max_len=65536 -print_final_stats=1 -artifact_prefix="$artifacts/" "$@"

@@ -164,6 +164,8 @@ result<notebook> notebook::parse(std::string_view text) {
     } catch (const nl::json::parse_error& e) {
       return fail(errc::invalid_request, fmt::format("the notebook is not valid JSON: {}", e.what()),
                   {{"byte", e.byte}});
+    } catch (const nl::json::exception& e) {  // e.g. out_of_range: a number too large ("555e555551")
+      return fail(errc::invalid_request, fmt::format("the notebook is not valid JSON: {}", e.what()));
     }
     return fail(errc::invalid_request, "the notebook is not valid JSON");
   }
