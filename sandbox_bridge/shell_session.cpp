@@ -200,7 +200,7 @@ result<exec_result> shell_session::exec(const exec_request& req, const output_si
   exec_result res;
   auto timeout = req.timeout ? req.timeout : options_.command_timeout;
   auto deadline = timeout ? started + *timeout : clock_type::time_point::max();
-  bool timed_out = false, shell_died = false;
+  bool timed_out = false, shell_died = false, cancelled = false;
   clock_type::time_point give_up = clock_type::time_point::max();
   auto stdout_done = [&] { return out_scan.found() && out_scan.trailer().find('\0') != std::string::npos; };
   auto stderr_done = [&] { return err_scan.found(); };
@@ -213,6 +213,7 @@ result<exec_result> shell_session::exec(const exec_request& req, const output_si
     if (limit != clock_type::time_point::max())
       wait_ms = static_cast<int>(std::max<long long>(
           0, std::chrono::duration_cast<std::chrono::milliseconds>(limit - clock_type::now()).count() + 1));
+    if (req.cancel && !timed_out && (wait_ms < 0 || wait_ms > 100)) wait_ms = 100;  // look at the cancel flag
     int r = ::poll(fds, 3, wait_ms);
     if (r < 0 && errno == EINTR) continue;
     char buf[65536];
@@ -238,8 +239,10 @@ result<exec_result> shell_session::exec(const exec_request& req, const output_si
       break;
     }
     auto now = clock_type::now();
-    if (!timed_out && now >= deadline) {
+    const bool cancel_now = !timed_out && req.cancel && req.cancel->load();
+    if (!timed_out && (now >= deadline || cancel_now)) {
       timed_out = true;
+      cancelled = cancel_now && now < deadline;
       pid_t bash = -1;
       auto kids = descendants(shell_host_pid);
       if (!kids.empty()) bash = kids.front();
@@ -270,6 +273,9 @@ result<exec_result> shell_session::exec(const exec_request& req, const output_si
   if (timed_out) {
     bool restarted = !(stdout_done() && stderr_done());
     if (restarted) kill_shell();
+    if (cancelled)
+      return fail(errc::cancelled, "the command was cancelled (its caller went away) and killed",
+                  {{"sessionId", options_.id}, {"shellRestarted", restarted}, {"stdout", res.stdout_data}, {"stderr", res.stderr_data}});
     return fail(errc::timeout,
                 fmt::format("the command ran longer than {} ms and was killed{}", timeout->count(),
                             restarted ? "; the session's shell was restarted" : ""),

@@ -1,11 +1,13 @@
 #pragma once
 // Plain value types shared by the sandbox bridge: options, limits, results of commands.
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,6 +43,9 @@ struct exec_request {
   std::optional<std::string> cwd;           // for this command only
   std::optional<std::string> stdin_data;    // empty stdin when absent
   std::optional<std::chrono::milliseconds> timeout;
+  // Set from another thread to stop the command (its caller went away): the command's tree is
+  // killed as on a timeout and the call ends with errc::cancelled. Sessions only.
+  std::shared_ptr<std::atomic<bool>> cancel;
 };
 
 struct exec_result {

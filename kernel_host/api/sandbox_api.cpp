@@ -389,6 +389,9 @@ void register_commands(server::router& routes, std::shared_ptr<api_state> st) {
     auto c = parse_command(rc, body);
     if (!c) return send_error(*rc.out, c.error());
     auto out = rc.out;
+    // A client that leaves the stream stops its command (else a `yes` would hold the session forever).
+    c->exec.cancel = std::make_shared<std::atomic<bool>>(false);
+    out->on_disconnect([cancel = c->exec.cancel] { cancel->store(true); });
     out->begin_stream(200, "text/event-stream", {{"Connection", "keep-alive"}, {"X-Accel-Buffering", "no"}});
     out->write(sse({{"type", "start"}, {"command", c->exec.command}, {"timestamp", iso_timestamp()}}));
     auto r = box->exec(c->session, c->exec, [out](sb::stream_kind k, std::string_view data) {

@@ -26,6 +26,7 @@ export async function startDaemon(extraArgs = [], options = {}) {
   return {
     url,
     dataDir,
+    pid: child.pid,
     async stop() {
       child.kill('SIGTERM');
       return exited;
