@@ -221,6 +221,12 @@ result<std::unique_ptr<namespace_sandbox>> namespace_sandbox::start(const sandbo
     else if (fs::is_directory(host, ec)) add({"--ro-bind", host.string(), host.string()});
   }
   add({"--ro-bind", paths.etc_dir.string(), "/etc"});
+  add({"--bind", ws.string(), "/workspace"});
+  add({"--perms", "1777", "--tmpfs", "/tmp"});
+  add({"--perms", "0755", "--tmpfs", "/home/user"});
+  add({"--proc", "/proc", "--dev", "/dev"});
+  add({"--perms", "0755", "--dir", "/run", "--ro-bind", run.string(), "/run/kh"});
+  // After the tmpfs mounts: a runtime folder under /tmp (a checkout there) must not be hidden by them.
   for (const auto& dir : paths.runtime_binds) {
     // Never the data dir (other sandboxes' workspaces) or a system folder already curated.
     if (dir.empty() || !dir.is_absolute() || !fs::is_directory(dir, ec)) continue;
@@ -233,14 +239,10 @@ result<std::unique_ptr<namespace_sandbox>> namespace_sandbox::start(const sandbo
     // bwrap would create the missing parents 0700 (root only): the sandbox user must traverse them.
     std::vector<std::string> parents;
     for (fs::path up = fs::path(d).parent_path(); up != up.root_path(); up = up.parent_path()) parents.push_back(up.string());
-    for (auto it = parents.rbegin(); it != parents.rend(); ++it) add({"--perms", "0755", "--dir", *it});
+    for (auto it = parents.rbegin(); it != parents.rend(); ++it)
+      if (*it != "/tmp" && *it != "/run" && *it != "/home" && *it != "/home/user") add({"--perms", "0755", "--dir", *it});
     add({"--ro-bind", d, d});
   }
-  add({"--bind", ws.string(), "/workspace"});
-  add({"--perms", "1777", "--tmpfs", "/tmp"});
-  add({"--perms", "0755", "--tmpfs", "/home/user"});
-  add({"--proc", "/proc", "--dev", "/dev"});
-  add({"--perms", "0755", "--dir", "/run", "--ro-bind", run.string(), "/run/kh"});
   add({"--chdir", "/", "--info-fd", "3", "--"});
   // The payload that keeps the namespace alive stays root: the sandbox user cannot kill it
   // (`kill -9 -1` inside would otherwise end the whole sandbox).
