@@ -26,12 +26,8 @@ using namespace std::chrono_literals;
 
 void put_bytes(nl::json& out, const char* field, const std::string& bytes) {
   out[field] = bytes;  // dumped with U+FFFD for invalid sequences
-  if (!sb::is_utf8_text(bytes) && bytes.find('\0') == std::string::npos)
-    out[std::string(field) + "Base64"] = renderers::base64_encode(bytes);
-  else if (!sb::is_utf8_text(bytes)) {
-    // NUL bytes are valid JSON ("\u0000") but say "binary": give the exact bytes too.
-    out[std::string(field) + "Base64"] = renderers::base64_encode(bytes);
-  }
+  // Invalid UTF-8 or NUL bytes (valid JSON, but binary): the exact bytes too.
+  if (!sb::is_utf8_text(bytes)) out[std::string(field) + "Base64"] = renderers::base64_encode(bytes);
 }
 
 result<std::string> request_session_id(const server::http_request& request, const nl::json& body) {
@@ -168,7 +164,9 @@ server::handler in_sandbox(std::shared_ptr<api_state> st, body_handler fn) {
     if (st->unavailable) return send_error(*rc.out, *st->unavailable);
     auto body = json_object_body(rc.request);
     if (!body) return send_error(*rc.out, body.error());
-    st->pool.post([st, fn, rc = rc, body = std::move(*body)]() mutable {
+    rc.request.body.clear();  // parsed: the raw copy (up to the body limit) is not carried along
+    rc.request.body.shrink_to_fit();
+    st->pool.post([st, fn, rc = std::move(rc), body = std::move(*body)]() mutable {
       auto box = st->sandboxes->get_or_create(rc.sandbox_id);  // wakes a sleeping one
       if (!box) return send_error(*rc.out, box.error());
       sb::sandbox_runtime::activity_guard busy(**box);  // a long command or stream keeps it awake

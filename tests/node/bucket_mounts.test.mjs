@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import S3rver from 's3rver';
 
 import { startDaemon } from './daemon.mjs';
+import { request } from './http_helpers.mjs';
 
 const BUCKET = 'kh-data';
 const SECRET = 'kh-test-secret-7f3a9c';  // s3rver does not check signatures: a marker to look for
@@ -48,21 +49,7 @@ describe('bucket mounts with s3fs against s3rver', () => {
   let daemon;
   const sandbox = `buckets-${process.pid}`;
 
-  async function call(method, path, body, base = daemon.url) {
-    const res = await fetch(`${base}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = { text };
-    }
-    return { status: res.status, json };
-  }
+  const call = (method, path, body, base = daemon.url) => request(`${base}${path}`, { method, body });
   const api = (path, body, id = sandbox, base = daemon.url) => call('POST', `/sandboxes/${id}/api/${path}`, body, base);
   const mount = (body, id, base) => api('mount-bucket', { bucket: BUCKET, endpoint: s3, credentials: CREDS, ...body }, id, base);
   async function sh(command, id = sandbox, base = daemon.url) {

@@ -9,11 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { startDaemon } from './daemon.mjs';
-
-async function post(url, body) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-}
+import { post } from './http_helpers.mjs';
 
 describe('a full disk', () => {
   let daemon;

@@ -6,11 +6,7 @@ import { connect } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
 
 import { startDaemon } from './daemon.mjs';
-
-async function post(url, body) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-}
+import { post, survivors } from './http_helpers.mjs';
 
 // Opens a raw TCP connection, writes `bytes`, reads for `readMs`, then drops it.
 function rawExchange(url, bytes, readMs = 0) {
@@ -38,16 +34,6 @@ function childrenOf(pid) {
     }
   }
   return out;
-}
-
-async function gone(pids, ms = 10000) {
-  const deadline = Date.now() + ms;
-  let left = pids;
-  while (left.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    left = left.filter((p) => readdirSync('/proc').includes(String(p)));
-  }
-  return left;
 }
 
 describe('clients that vanish', () => {
@@ -129,7 +115,7 @@ describe('SIGTERM under load', () => {
       JSON.parse(r.text); // a complete JSON body, success or error
     }
     assert.ok(results.some((r) => r.status === 200), 'requests in flight were answered');
-    assert.deepEqual(await gone(children), [], 'no child of the daemon survives it');
+    assert.deepEqual(await survivors(children), [], 'no child of the daemon survives it');
 
     const again = await startDaemon(['--python-pool', '0'], { dataDir: daemon.dataDir });
     try {

@@ -9,13 +9,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { SandboxClient, parseSSEStream } from '@cloudflare/sandbox';
 
 import { startDaemon } from './daemon.mjs';
+import { post, survivors } from './http_helpers.mjs';
 
 const NO_SESSION = '__DISABLE_SESSION__';
-
-async function post(url, body) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-}
 
 async function events(stream) {
   const out = [];
@@ -35,18 +31,6 @@ function sandboxHostPids(id) {
     }
   }
   return pids;
-}
-
-// Waits (bounded) until none of the pids exists; returns the survivors. Killed processes need a
-// moment to be reaped by their parents.
-async function survivors(pids, waitMs = 5000) {
-  const deadline = Date.now() + waitMs;
-  let left = pids;
-  while (left.length && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    left = left.filter((pid) => readdirSync('/proc').includes(String(pid)));
-  }
-  return left;
 }
 
 describe('@cloudflare/sandbox clients against the sandbox routes', () => {

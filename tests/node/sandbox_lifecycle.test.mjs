@@ -5,11 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startDaemon } from './daemon.mjs';
-
-async function post(url, body) {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  return { status: res.status, body: await res.json() };
-}
+import { post } from './http_helpers.mjs';
 
 // The state of a sandbox as GET /api/sandboxes lists it (listing does not wake anything).
 async function stateOf(base, id) {

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import http from 'node:http';
 
 import { startDaemon } from './daemon.mjs';
+import { request } from './http_helpers.mjs';
 
 const TOKEN = 'sec-token-4f1e';
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -16,21 +17,7 @@ describe('security: sandbox escapes and API abuse are refused', () => {
   let daemon;
   let port;
 
-  const call = async (path, { method = 'POST', body, headers = AUTH } = {}) => {
-    const res = await fetch(`${daemon.url}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = { text };
-    }
-    return { status: res.status, json };
-  };
+  const call = (path, { method = 'POST', body, headers = AUTH } = {}) => request(`${daemon.url}${path}`, { method, body, headers });
   // A command in a sandbox: { exitCode, stdout, stderr }.
   const sh = async (box, command, timeoutMs = 30000) => {
     const r = await call(`/sandboxes/${box}/api/execute`, { body: { command, timeoutMs } });
