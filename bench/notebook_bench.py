@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """End-to-end notebook execution: a generated 100-cell notebook of small cells, run by
 `kernel-host run` and by Debian's `jupyter nbconvert --execute` in the same run (median of N
-repetitions, wall time including kernel start and shutdown). Prints the times and the ratio.
+repetitions, wall time including kernel start and shutdown). Prints the times, the ratio and a
+JSON line.
 
   /usr/bin/python3 bench/notebook_bench.py [--bin build/bin/kernel-host] [--cells 100] [--repeat 3]
 
@@ -68,6 +69,7 @@ def main():
     print(f"{a.cells}-cell notebook, median of {a.repeat} (wall time, kernel start and shutdown included)")
     for name, t in med.items():
         print(f"  {name:50s} {t * 1000:8.0f} ms   {base / t:5.1f}x vs nbconvert")
+    print(json.dumps({"cells": a.cells, "repeat": a.repeat, "median_ms": {name: t * 1000 for name, t in med.items()}}))
     subprocess.run(["rm", "-rf", tmp])
 
 
