@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The test suite under the sanitizers (usage: scripts/test-sanitizers.sh [asan|tsan|all], default all).
+#   asan: AddressSanitizer + LeakSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+#         (KH_ASAN_BUILD_DIR), then the whole ctest suite: unit, integration with real kernels,
+#         conformance, Node tests (every kernel-host and kernel-host-python they start is instrumented).
+#   tsan: ThreadSanitizer build in build-tsan/ (KH_TSAN_BUILD_DIR) of the test binaries, then the unit
+#         tests and the integration tests of the server and of the ZeroMQ reactor (kernel client).
+# Installs nothing beyond scripts/setup.sh. Every sanitizer report goes to a file in <build>/sanitizer-logs/
+# (the default options and the suppression files are in tests/sanitizers/): any report fails the run, also
+# one from a daemon or kernel whose exit status no test reads. Extra arguments go to ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+mode=${1:-all}
+shift || true
+case "$mode" in asan|tsan|all) ;; *) echo "usage: $0 [asan|tsan|all] [ctest args...]" >&2; exit 2 ;; esac
+
+bash scripts/setup.sh
+
+# Runs ctest in build folder $1 with report files under $1/sanitizer-logs, then fails if ctest failed
+# or any process wrote a report. The remaining arguments go to ctest.
+run_suite() {
+  local dir=$1; shift
+  local logs="$root/$dir/sanitizer-logs"
+  rm -rf "$logs" && mkdir -p "$logs"
+  local rc=0
+  (cd "$dir" && env ASAN_OPTIONS="log_path=$logs/asan" UBSAN_OPTIONS="log_path=$logs/ubsan" \
+       TSAN_OPTIONS="log_path=$logs/tsan" ctest --output-on-failure --timeout 900 -j2 "$@") || rc=$?
+  local reports
+  reports=$(find "$logs" -type f | sort)
+  if [ -n "$reports" ]; then
+    for f in $reports; do echo "==== sanitizer report $f"; cat "$f"; done
+    echo "sanitizers: $(echo "$reports" | wc -l) report(s) in $logs" >&2
+    rc=1
+  fi
+  return $rc
+}
+
+status=0
+if [ "$mode" = asan ] || [ "$mode" = all ]; then
+  dir=${KH_ASAN_BUILD_DIR:-build-asan}
+  # -O1 keeps the instrumented suite quick; assertions stay on.
+  KH_BUILD_DIR=$dir bash scripts/build.sh -DKH_SANITIZE=address,undefined -DKH_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g"
+  run_suite "$dir" "$@" || status=1
+fi
+if [ "$mode" = tsan ] || [ "$mode" = all ]; then
+  dir=${KH_TSAN_BUILD_DIR:-build-tsan}
+  cmake -S . -B "$dir" -DPython_EXECUTABLE=/usr/bin/python3 -DKH_SANITIZE=thread -DKH_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" >/dev/null
+  cmake --build "$dir" --target kh_unit_tests kh_integration_tests -j"$(nproc)"
+  # The reactor (contexts/kernel_client) is exercised by the kernel tests, the server by the
+  # in-process host_app tests; sandboxes and notebooks add processes, not threads of ours.
+  run_suite "$dir" -R "$KH_TSAN_TESTS" "$@" || status=1
+fi
+exit $status
