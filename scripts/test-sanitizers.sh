@@ -24,8 +24,8 @@ run_suite() {
   local logs="$root/$dir/sanitizer-logs"
   rm -rf "$logs" && mkdir -p "$logs"
   local rc=0
-  (cd "$dir" && env ASAN_OPTIONS="log_path=$logs/asan" UBSAN_OPTIONS="log_path=$logs/ubsan" \
-       TSAN_OPTIONS="log_path=$logs/tsan" ctest --output-on-failure --timeout 900 -j2 "$@") || rc=$?
+  (cd "$dir" && env ASAN_OPTIONS="log_path=$logs/asan:log_exe_name=1" UBSAN_OPTIONS="log_path=$logs/ubsan:log_exe_name=1" \
+       TSAN_OPTIONS="log_path=$logs/tsan:log_exe_name=1" ctest --output-on-failure --timeout 900 -j2 "$@") || rc=$?
   local reports
   reports=$(find "$logs" -type f | sort)
   if [ -n "$reports" ]; then

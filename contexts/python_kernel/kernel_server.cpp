@@ -34,6 +34,8 @@ void kernel_server::set_pre_dispatch_hook(pre_dispatch_hook hook) { pre_dispatch
 
 void kernel_server::set_interrupted_hook(interrupted_hook hook) { interrupted_ = std::move(hook); }
 
+void kernel_server::set_exit_hook(exit_hook hook) { exit_ = std::move(hook); }
+
 void kernel_server::publish_stream(const std::string& name, std::string text) {
     nl::json content;
     content["name"] = name;
@@ -114,6 +116,9 @@ void kernel_server::start_impl(xeus::xpub_message start_msg) {
     publish(std::move(start_msg), xeus::channel::SHELL);
     while (!m_request_stop) {
         poll_once();
+    }
+    if (exit_) {
+        exit_();
     }
     stop_channels();
     // Like xserver_zmq: the interpreter already ran atexit handlers and flushed its streams in

@@ -36,6 +36,10 @@ public:
     // Called while waiting for an input_reply, after a signal and every 100 ms; throws to abort
     // the wait (the kernel raises KeyboardInterrupt when SIGINT tripped Python's handler).
     using interrupted_hook = std::function<void()>;
+    // Called on the main thread once the shell loop ends, before the channels close and the
+    // process exits: stops the threads that publish (the output reader), so none of them signs a
+    // message while exit() tears down OpenSSL and the statics.
+    using exit_hook = std::function<void()>;
 
     kernel_server(zmq::context_t& context, const xeus::xconfiguration& config,
                   nl::json::error_handler_t error_handler);
@@ -47,6 +51,7 @@ public:
 
     void set_pre_dispatch_hook(pre_dispatch_hook hook);
     void set_interrupted_hook(interrupted_hook hook);
+    void set_exit_hook(exit_hook hook);
 
     // Publishes an iopub message from any thread. Its parent is the last shell request that runs
     // user code (execute_request, comm_open, comm_msg), as ipykernel does for output written by
@@ -71,6 +76,7 @@ private:
 
     pre_dispatch_hook pre_dispatch_;
     interrupted_hook interrupted_;
+    exit_hook exit_;
     // Shell requests read from the socket when a cell failed (before its reply was sent): the
     // only candidates for stop_on_error; whatever is not aborted is dispatched next, in order.
     std::deque<xeus::xmessage> pending_;

@@ -122,6 +122,7 @@ int main(int argc, char* argv[]) {
         output.start([&server](const std::string& name, std::string text) {
             server.publish_stream(name, std::move(text));
         });
+        server.set_exit_hook([&output] { output.stop(); });
 
         kernel.start();  // never returns: the server ends the process after shutdown
     } catch (const py::error_already_set& e) {

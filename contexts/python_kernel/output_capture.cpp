@@ -82,7 +82,9 @@ std::size_t incomplete_utf8_tail(const std::string& s) {
 
 output_capture::output_capture() = default;
 
-output_capture::~output_capture() {
+output_capture::~output_capture() { stop(); }
+
+void output_capture::stop() {
     if (reader_.joinable()) {
         char b = 'x';
         (void)!::write(stop_pipe_[1], &b, 1);
@@ -114,10 +116,12 @@ void output_capture::redirect() {
         throw_errno("pipe2");
     }
     // The kernel's own diagnostics (xeus writes to std::cerr/std::clog) go to the original stderr.
-    static fd_streambuf log_buf(log_fd_);
-    std::cout.rdbuf(&log_buf);
-    std::cerr.rdbuf(&log_buf);
-    std::clog.rdbuf(&log_buf);
+    // Never destroyed: the streams flush into it from std::ios_base::Init's destructor, which runs
+    // after every function-local static of ours is gone (a static here was used after its end).
+    static fd_streambuf* const log_buf = new fd_streambuf(log_fd_);
+    std::cout.rdbuf(log_buf);
+    std::cerr.rdbuf(log_buf);
+    std::clog.rdbuf(log_buf);
 }
 
 void output_capture::start(sink out) {

@@ -36,6 +36,8 @@ public:
     void start(sink out);
     // Forwards everything written to fds 1 and 2 so far.
     void flush();
+    // Stops the reader thread (what is still in the pipes stays there). Idempotent.
+    void stop();
 
     int log_fd() const { return log_fd_; }
 

@@ -91,8 +91,12 @@ void handle_execute(request_context& rc, host::context_manager& contexts, server
   stream->out = rc.out;
   stream->context = c;
   rc.out->begin_stream(200, "text/event-stream", {{"Connection", "keep-alive"}, {"X-Accel-Buffering", "no"}});
-  rc.out->on_disconnect([stream, &pool] {
-    if (stream->done.load()) return;
+  // Weak: the connection keeps its disconnect handler, and the stream keeps the connection's
+  // responder, so a strong capture is a cycle that leaks both when the daemon stops mid-cell.
+  // The enqueued cell and the kernel's handlers own the stream while it can still matter.
+  rc.out->on_disconnect([weak = std::weak_ptr(stream), &pool] {
+    auto stream = weak.lock();
+    if (!stream || stream->done.load()) return;
     int queued = 0;  // still waiting behind another cell: just never start it
     if (stream->phase.compare_exchange_strong(queued, 2)) return;
     kh::log::get("server")->info("client left mid-cell on context {}: interrupting", stream->context->id());

@@ -270,6 +270,9 @@ class ws_connection final : public websocket_peer, public std::enable_shared_fro
     });
   }
   void do_close() {
+    // close() and the end of a write can both get here; Beast allows one close in flight.
+    if (close_started_) return;
+    close_started_ = true;
     ws_.async_close(websocket::close_code::normal, [self = shared_from_this()](beast::error_code) { self->finish(); });
   }
   void finish() {
@@ -294,6 +297,7 @@ class ws_connection final : public websocket_peer, public std::enable_shared_fro
   bool accepted_ = false;  // no frame goes out before the handshake answer
   bool writing_ = false;
   bool closing_ = false;
+  bool close_started_ = false;
   bool closed_ = false;
 };
 
