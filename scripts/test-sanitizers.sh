@@ -48,10 +48,11 @@ if [ "$mode" = tsan ] || [ "$mode" = all ]; then
   dir=${KH_TSAN_BUILD_DIR:-build-tsan}
   cmake -S . -B "$dir" -DPython_EXECUTABLE=/usr/bin/python3 -DKH_SANITIZE=thread -DKH_BUILD_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g" >/dev/null
-  cmake --build "$dir" --target kh_unit_tests kh_integration_tests kernel-host-python -j"$(nproc)"
+  cmake --build "$dir" --target kh_unit_tests kh_integration_tests kernel-host kernel-host-python -j"$(nproc)"
   # The reactor (contexts/kernel_client) is exercised by the kernel tests, the server by the
   # in-process host_app tests; sandboxes and notebooks add processes, not threads of ours.
-  # The server tests' Python contexts run kernel-host-python (instrumented too; its reports count).
+  # The server tests start kernel-host-python for Python contexts and run_code_client runs kernel-host
+  # (both instrumented too; their reports count).
   unit_suites=$(cd "$dir" && ctest -N -L unit | sed -n 's/^ *Test *#[0-9]*: \([^.]*\)\..*/\1/p' | sort -u | paste -sd'|')
   tsan_tests="^(${unit_suites}|http_api|http_auth|http_shutdown|http_write_timeout|jupyter_api|run_code_client|ipykernel|ipykernel_lifecycle|misbehaving_kernel)\."
   # twenty_kernels_at_once measures capacity (20 kernels answering heartbeats in time), which
