@@ -123,8 +123,9 @@ result<process_snapshot> process_table::start(const process_start& req) {
   }
   e->child = std::make_unique<child_process>(std::move(*child));
   e->snap.host_pid = e->child->pid();
-  // The inner pid is nsenter's child, forked right after the spawn.
-  for (int i = 0; i < 200; ++i) {
+  // The inner pid is nsenter's child, forked right after the spawn (soon, but a loaded machine or
+  // an instrumented build can take well over 100 ms: the caller is promised a pid).
+  for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < until;) {
     auto kids = descendants(e->child->pid());
     if (!kids.empty()) {
       e->snap.pid = inner_pid(kids.front());
@@ -327,6 +328,10 @@ result<void> process_table::kill(const std::string& id, int signal) {
   }
   if (signal == SIGTERM || signal == SIGKILL) {
     kill_tree(e->child->pid(), true, signal == SIGKILL ? std::chrono::milliseconds(0) : kill_grace_, true);
+    // The tree is gone; its reader reaps it and records `killed` next. Answer once it has, so a
+    // caller reading the process right after the kill sees it ended (not still running).
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, std::chrono::seconds(5), [&] { return e->snap.status != process_status::running; });
   } else {
     ::kill(-e->child->pid(), signal);
   }
