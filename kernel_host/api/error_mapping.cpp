@@ -5,6 +5,8 @@
 
 #include <fmt/format.h>
 
+#include "common/fast_json.hpp"
+
 namespace kh::api {
 
 int http_status(errc code) noexcept {
@@ -95,13 +97,13 @@ nl::json error_body(const error& err) {
 namespace kh::api {
 
 server::http_response error_response(const error& err) {
-  server::http_response out{.status = http_status(err.code), .body = error_body(err).dump(-1, ' ', false, nl::json::error_handler_t::replace)};
+  server::http_response out{.status = http_status(err.code), .body = fast_json::dump(error_body(err))};
   if (const int secs = retry_after_seconds(err.code); secs > 0) out.headers.emplace_back("Retry-After", std::to_string(secs));
   return out;
 }
 
 server::http_response json_response(int status, const nl::json& body) {
-  return server::http_response{.status = status, .body = body.dump(-1, ' ', false, nl::json::error_handler_t::replace)};
+  return server::http_response{.status = status, .body = fast_json::dump(body)};
 }
 
 }  // namespace kh::api

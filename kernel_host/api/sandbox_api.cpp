@@ -443,7 +443,7 @@ void register_files(server::router& routes, std::shared_ptr<api_state> st) {
     if ((encoding == "utf-8" || encoding == "utf8") && !sb::is_utf8_text(c->bytes))
       as_base64 = false;  // asked for text: invalid sequences become U+FFFD
     nl::json j{{"path", c->path},
-               {"content", as_base64 ? renderers::base64_encode(c->bytes) : c->bytes},
+               {"content", as_base64 ? renderers::base64_encode(c->bytes) : std::move(c->bytes)},
                {"encoding", as_base64 ? "base64" : "utf-8"},
                {"isBinary", as_base64 || c->is_binary},
                {"mimeType", c->mime_type},

@@ -7,10 +7,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/fast_json.hpp"
+
 namespace kh::api {
 
 inline std::string sse_event(const nlohmann::json& event) {
-  return "data: " + event.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
+  std::string out = "data: ";
+  fast_json::dump_to(out, event);
+  out += "\n\n";
+  return out;
 }
 
 }  // namespace kh::api
