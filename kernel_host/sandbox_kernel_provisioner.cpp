@@ -104,7 +104,7 @@ class sandbox_kernel_provisioner final : public ctx::provisioner {
     log_file_ = request.log_file.empty() ? host_dir / fmt::format("kernel-{}.log", id) : request.log_file;
     start_log_relay();
 
-    // The kernel is nsenter's forked child (pid namespaces need the fork): its host pid is the one
+    // The kernel is the entering process's forked child (pid namespaces need the fork): its host pid is the one
     // interrupts go to.
     for (int i = 0; i < 400 && kernel_pid_ <= 0; ++i) {
       auto kids = sb::descendants(child_->pid());

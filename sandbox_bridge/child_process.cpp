@@ -1,15 +1,21 @@
 #include "sandbox_bridge/child_process.hpp"
 
 #include <fcntl.h>
+#include <linux/capability.h>
+#include <pthread.h>
+#include <sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -46,6 +52,111 @@ void set_nonblocking(int fd) {
   if (flags >= 0) ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
+namespace {
+
+// ---- the forked child of spawn() with a sandbox_entry: system calls only ---------------------------
+
+void say(const char* text) noexcept {
+  for (std::size_t n = std::strlen(text); n > 0;) {
+    const ssize_t w = ::write(2, text, n);
+    if (w <= 0) return;
+    text += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+[[noreturn]] void give_up(int code, const char* what, const char* subject, int err) noexcept {
+  say("kernel-host: ");
+  say(what);
+  if (subject) say(subject);
+  say(": ");
+  say(strerrordesc_np(err));
+  say("\n");
+  ::_exit(code);
+}
+
+// The inner child: privileges dropped as setpriv does, then exec.
+[[noreturn]] void enter_and_exec(const sandbox_entry& e, char* const* argv, char* const* envp) noexcept {
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) give_up(127, "no_new_privs", nullptr, errno);
+  for (int cap = 0; ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; ++cap)
+    if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) give_up(127, "drop the capability bounding set", nullptr, errno);
+  ::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3]{};
+  if (::syscall(SYS_capget, &header, caps) != 0) give_up(127, "capget", nullptr, errno);
+  for (auto& c : caps) c.inheritable = 0;
+  if (::syscall(SYS_capset, &header, caps) != 0) give_up(127, "clear the inheritable capabilities", nullptr, errno);
+  // Raw system calls: glibc's wrappers would signal the (absent) other threads of the daemon.
+  if (::syscall(SYS_setgroups, 0, nullptr) != 0) give_up(127, "setgroups", nullptr, errno);
+  if (::syscall(SYS_setresgid, e.gid, e.gid, e.gid) != 0) give_up(127, "setresgid", nullptr, errno);
+  if (::syscall(SYS_setresuid, e.uid, e.uid, e.uid) != 0) give_up(127, "setresuid", nullptr, errno);
+  ::execve(argv[0], argv, envp);
+  give_up(127, "cannot execute ", argv[0], errno);
+}
+
+// The host-side parent inside the sandbox's namespaces (nsenter's part): enter, fork, relay.
+[[noreturn]] void enter_sandbox(const sandbox_entry& e, int first_closed_fd, char* const* argv, char* const* envp) noexcept {
+  for (int fd : e.cgroup_procs)
+    if (::write(fd, "0", 1) != 1) give_up(125, "join the sandbox's cgroup", nullptr, errno);
+  for (auto [resource, value] : e.rlimits) {
+    const rlimit limit{value, value};
+    if (::setrlimit(resource, &limit) != 0) give_up(125, "setrlimit", nullptr, errno);
+  }
+  for (int fd : e.namespaces)
+    if (::setns(fd, 0) != 0) give_up(1, "enter the sandbox's namespaces", nullptr, errno);
+  if (::fchdir(e.root) != 0 || ::chroot(".") != 0) give_up(1, "enter the sandbox's root", nullptr, errno);
+  if (::chdir(e.cwd.c_str()) != 0) give_up(1, "cannot change directory to ", e.cwd.c_str(), errno);
+  // This process never execs: close what it inherited (other children's pipes, the daemon's sockets).
+  ::syscall(SYS_close_range, first_closed_fd, ~0u, 0);
+  const pid_t inner = ::fork();
+  if (inner < 0) give_up(1, "fork", nullptr, errno);
+  if (inner == 0) enter_and_exec(e, argv, envp);
+  int status = 0;
+  for (;;) {
+    const pid_t r = ::waitpid(inner, &status, WUNTRACED);
+    if (r < 0 && errno == EINTR) continue;
+    if (r == inner && WIFSTOPPED(status)) {  // the child suspended: so do we, and resume it with us
+      ::kill(::getpid(), SIGSTOP);
+      ::kill(inner, SIGCONT);
+      continue;
+    }
+    break;
+  }
+  if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) ::kill(::getpid(), WTERMSIG(status));
+  ::_exit(1);
+}
+
+// fork + the file actions and attributes posix_spawn applies; returns the child's pid.
+result<pid_t> fork_into_sandbox(const spawn_spec& spec, int in, int out, int err, char* const* argv, char* const* envp) {
+  unique_fd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!null_fd) return fail_errno("open /dev/null", errno);
+  sigset_t all, old;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no daemon handler may run in the child
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (spec.new_session) ::setsid();
+    const int stdio[] = {in >= 0 ? in : null_fd.get(), out >= 0 ? out : null_fd.get(), err >= 0 ? err : null_fd.get()};
+    for (int i = 0; i < 3; ++i)
+      if (::dup2(stdio[i], i) < 0) ::_exit(127);
+    if (spec.extra_fd >= 0 && ::dup2(spec.extra_fd, 3) < 0) ::_exit(127);
+    enter_sandbox(*spec.enter, spec.extra_fd >= 0 ? 4 : 3, argv, envp);
+  }
+  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (pid < 0) return fail_errno("fork", fork_errno);
+  return pid;
+}
+
+}  // namespace
+
 result<child_process> child_process::spawn(const spawn_spec& spec) {
   if (spec.argv.empty()) return fail(errc::invalid_command, "empty argv");
   pipe_pair in, out, err;
@@ -63,31 +174,6 @@ result<child_process> child_process::spawn(const spawn_spec& spec) {
     err = std::move(*q);
   }
 
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  if (spec.pipe_stdin) posix_spawn_file_actions_adddup2(&fa, in.read.get(), 0);
-  else posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  if (spec.pipe_output) {
-    posix_spawn_file_actions_adddup2(&fa, out.write.get(), 1);
-    posix_spawn_file_actions_adddup2(&fa, err.write.get(), 2);
-  } else {
-    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-  }
-  if (spec.extra_fd >= 0) posix_spawn_file_actions_adddup2(&fa, spec.extra_fd, 3);
-  posix_spawn_file_actions_addclosefrom_np(&fa, spec.extra_fd >= 0 ? 4 : 3);
-
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-  if (spec.new_session) flags |= POSIX_SPAWN_SETSID;
-  posix_spawnattr_setflags(&attr, flags);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-
   std::vector<char*> argv, envp;
   for (auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -95,10 +181,41 @@ result<child_process> child_process::spawn(const spawn_spec& spec) {
   envp.push_back(nullptr);
 
   pid_t pid = -1;
-  int rc = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) return fail_errno("posix_spawn " + spec.argv[0], rc);
+  if (spec.enter) {
+    auto forked = fork_into_sandbox(spec, in.read.get(), out.write.get(), err.write.get(), argv.data(), envp.data());
+    if (!forked) return std::unexpected(forked.error());
+    pid = *forked;
+  } else {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (spec.pipe_stdin) posix_spawn_file_actions_adddup2(&fa, in.read.get(), 0);
+    else posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (spec.pipe_output) {
+      posix_spawn_file_actions_adddup2(&fa, out.write.get(), 1);
+      posix_spawn_file_actions_adddup2(&fa, err.write.get(), 2);
+    } else {
+      posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+      posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    }
+    if (spec.extra_fd >= 0) posix_spawn_file_actions_adddup2(&fa, spec.extra_fd, 3);
+    posix_spawn_file_actions_addclosefrom_np(&fa, spec.extra_fd >= 0 ? 4 : 3);
+
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (spec.new_session) flags |= POSIX_SPAWN_SETSID;
+    posix_spawnattr_setflags(&attr, flags);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+
+    int rc = ::posix_spawn(&pid, argv[0], &fa, &attr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (rc != 0) return fail_errno("posix_spawn " + spec.argv[0], rc);
+  }
 
   child_process c;
   c.pid_ = pid;

@@ -2,6 +2,7 @@
 // child_process: one host process spawned with posix_spawn (safe in a multithreaded daemon), its
 // stdio pipes, a pidfd to wait on it, and whole-tree kill through /proc/<pid>/task/*/children.
 
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -32,6 +33,24 @@ class unique_fd {
   int fd_ = -1;
 };
 
+// Entering a sandbox between fork and exec, in place of the programs `sh` (cgroup join), `nsenter`
+// and `setpriv`. The child: joins the cgroups, sets the rlimits, enters the namespaces in order,
+// chroots to root and changes to cwd (as root, as `nsenter -r -W cwd`), forks (a PID namespace
+// takes effect for children) and waits for that child as nsenter does (stops and exit status
+// relayed); the inner child drops to uid/gid with no supplementary groups, no_new_privs, an empty
+// capability bounding set and no inheritable or ambient capabilities (as `setpriv --reuid --regid
+// --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all`), then execs argv. Every fd
+// and string is prepared by the caller: after the fork the child makes only system calls.
+struct sandbox_entry {
+  std::vector<int> cgroup_procs;                // open cgroup.procs files (O_WRONLY) to join
+  std::vector<std::pair<int, rlim_t>> rlimits;  // soft = hard, where cgroups are not available
+  std::vector<int> namespaces;                  // open /proc/<init>/ns/* files, entered in order
+  int root = -1;                                // the sandbox's root directory
+  std::string cwd = "/";                        // inside the sandbox
+  uid_t uid = 65534;
+  gid_t gid = 65534;
+};
+
 struct spawn_spec {
   std::vector<std::string> argv;  // argv[0] is an absolute path
   std::vector<std::string> env;   // "K=V"
@@ -39,6 +58,7 @@ struct spawn_spec {
   bool pipe_output = true;        // stdout and stderr to pipes, else /dev/null
   bool new_session = true;        // setsid: the child leads its own process group
   int extra_fd = -1;              // passed as fd 3 when >= 0
+  const sandbox_entry* enter = nullptr;  // run argv inside a sandbox (fork, not posix_spawn)
 };
 
 class child_process {

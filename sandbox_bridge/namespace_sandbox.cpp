@@ -326,13 +326,41 @@ result<child_process> namespace_sandbox::run(const run_spec& spec) {
     if (stopped_) return fail(errc::sandbox_not_found, "the sandbox was destroyed", {{"sandboxId", options_.id}});
   }
   if (spec.argv.empty()) return fail(errc::invalid_command, "empty command");
+  // What `prefix_argv` + nsenter + setpriv did with three programs, done by the forked child itself
+  // (child_process's sandbox_entry): one fork for the host side, one inside, one exec.
+  std::vector<unique_fd> held;
+  auto hold = [&](const std::string& path, int flags) -> result<int> {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) return fail_errno("open " + path, errno);
+    held.emplace_back(fd);
+    return fd;
+  };
+  sandbox_entry entry;
+  for (auto& d : cgroup_dirs_) {
+    auto fd = hold((d / "cgroup.procs").string(), O_WRONLY);
+    if (!fd) return std::unexpected(fd.error());
+    entry.cgroup_procs.push_back(*fd);
+  }
+  if (cgroup_dirs_.empty()) {
+    if (options_.limits.max_processes > 0) entry.rlimits.emplace_back(RLIMIT_NPROC, options_.limits.max_processes);
+    if (options_.limits.memory_bytes > 0) entry.rlimits.emplace_back(RLIMIT_AS, options_.limits.memory_bytes);
+  }
+  for (const char* ns : {"ipc", "uts", "net", "pid", "mnt"}) {  // nsenter's order: the mount namespace last
+    auto fd = hold(fmt::format("/proc/{}/ns/{}", init_pid_, ns), O_RDONLY);
+    if (!fd) return fail(errc::sandbox_not_found, "the sandbox is not running", {{"sandboxId", options_.id}});
+    entry.namespaces.push_back(*fd);
+  }
+  entry.root = root_fd_.get();
+  entry.cwd = spec.cwd;
+  entry.uid = paths_.uid;
+  entry.gid = paths_.gid;
   spawn_spec s;
-  s.argv = prefix_argv(spec.cwd);
-  s.argv.insert(s.argv.end(), spec.argv.begin(), spec.argv.end());
+  s.argv = spec.argv;
   for (auto& [k, v] : spec.env) s.env.push_back(k + "=" + v);
   s.pipe_stdin = spec.pipe_stdin;
   s.pipe_output = true;
   s.new_session = true;
+  s.enter = &entry;
   return child_process::spawn(s);
 }
 
@@ -378,7 +406,7 @@ void namespace_sandbox::stop() {
     ::kill(bwrap_.pid(), SIGKILL);
     bwrap_.wait();
   }
-  // The host-side parents (nsenter) and anything else still in the cgroups.
+  // The host-side parents and anything else still in the cgroups.
   for (int round = 0; round < 200; ++round) {
     auto left = host_pids();
     if (left.empty()) break;

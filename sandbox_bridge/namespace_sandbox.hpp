@@ -7,17 +7,18 @@
 // /proc; minimal /dev; the runtime folder read-only at /run/kh) and keeps pid 1 of the new PID
 // namespace alive (its payload is `sleep infinity`, left as root so the sandbox user cannot kill it). Every later process —
 // session shells, background processes, sessionless commands — is entered into that init's
-// namespaces with `nsenter -t <init> -m -u -i -n -p -r -W <cwd>` and drops to the sandbox uid with
-// `setpriv` (no capabilities, no_new_privs, no supplementary groups). So all processes of a
+// namespaces between fork and exec (child_process's sandbox_entry does what `nsenter -t <init> -m -u
+// -i -n -p -r -W <cwd>` and `setpriv` did as programs: a host-side parent and its forked child) and
+// drops to the sandbox uid (no capabilities, no_new_privs, no supplementary groups). So all processes of a
 // sandbox share one PID namespace (a process list inside shows them all, and nothing of the host or
 // of other sandboxes) and one view of the files.
 //
 // Limits: a cgroup v1 folder per controller (memory, pids, cpu) under the daemon's own cgroup,
-// `kernel-host/<id>`; each process joins them before exec through a one-line /bin/sh prefix (cgroup
-// v1 has no CLONE_INTO_CGROUP). Where cgroups are not writable, rlimits (prlimit --nproc --as).
+// `kernel-host/<id>`; each process joins them before entering (cgroup v1 has no CLONE_INTO_CGROUP;
+// bwrap itself through a one-line /bin/sh prefix). Where cgroups are not writable, rlimits (--nproc --as).
 //
 // Destroy: SIGKILL to the namespace's pid 1 (the kernel then kills every process of the PID
-// namespace), SIGKILL to whatever is left in the sandbox's pids cgroup (the host-side nsenter
+// namespace), SIGKILL to whatever is left in the sandbox's pids cgroup (the host-side
 // parents), reap the bwrap parent, remove the cgroups.
 //
 // bwrap runs with --die-with-parent, tied to the spawning *thread*: the manager spawns from one

@@ -123,8 +123,8 @@ result<process_snapshot> process_table::start(const process_start& req) {
   }
   e->child = std::make_unique<child_process>(std::move(*child));
   e->snap.host_pid = e->child->pid();
-  // The inner pid is nsenter's child, forked right after the spawn (soon, but a loaded machine or
-  // an instrumented build can take well over 100 ms: the caller is promised a pid).
+  // The inner pid is the host-side parent's child, forked right after it entered the namespaces
+  // (soon, but a loaded machine or an instrumented build can take well over 100 ms: the caller is promised a pid).
   for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < until;) {
     auto kids = descendants(e->child->pid());
     if (!kids.empty()) {

@@ -173,7 +173,7 @@ result<exec_result> sandbox_runtime::exec(const std::string& sid, const exec_req
   if (out.timed_out)
     return fail(errc::timeout, fmt::format("the command ran longer than {} ms and was killed", req.timeout->count()),
                 {{"timeoutMs", req.timeout->count()}, {"stdout", r.stdout_data}, {"stderr", r.stderr_data}});
-  // nsenter reports a failed chdir as its own error (exit 1, "nsenter: cannot change directory").
+  // A cwd that cannot be entered is the command's error: exit 1, "kernel-host: cannot change directory to ...".
   return r;
 }
 

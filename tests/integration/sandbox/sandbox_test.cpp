@@ -167,6 +167,59 @@ TEST_F(sandbox_test, sandbox_sees_a_curated_read_only_system_as_an_unprivileged_
   EXPECT_TRUE(std::filesystem::exists(manager_->sandbox_dir("curated") / "workspace" / "w"));
 }
 
+// Every way a command enters a sandbox (sessionless exec, a session's shell, a background process)
+// lands as uid/gid 1000 with no groups, no capabilities in any set, no_new_privs, in the sandbox's
+// cgroups and its PID namespace, in the asked cwd; a cwd that does not exist is the command's error.
+TEST_F(sandbox_test, every_entered_process_is_unprivileged_and_in_the_sandbox_cgroup) {
+  auto b = box("entered");
+  ASSERT_EQ(b->box().limit_mechanism(), "cgroup");
+  const std::string probe =
+      "id -u; id -g; id -G; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status | tr -s '\\t ' ' '; "
+      "grep -c '/kernel-host/entered$' /proc/self/cgroup; echo $$; pwd";
+  const std::string want_prefix =
+      "1000\n1000\n1000\nCapInh: 0000000000000000\nCapPrm: 0000000000000000\nCapEff: 0000000000000000\n"
+      "CapBnd: 0000000000000000\nCapAmb: 0000000000000000\nNoNewPrivs: 1\n";
+  auto check = [&](const std::string& out, const char* how) {
+    SCOPED_TRACE(how);
+    ASSERT_TRUE(out.starts_with(want_prefix)) << out;
+    std::istringstream rest(out.substr(want_prefix.size()));
+    int cgroups = 0, pid = 0;
+    std::string cwd;
+    rest >> cgroups >> pid >> cwd;
+    EXPECT_GE(cgroups, 2) << out;  // memory and pids at least
+    EXPECT_LT(pid, 100) << out;    // a pid of the sandbox's own namespace
+    EXPECT_EQ(cwd, "/tmp");
+  };
+  exec_request req;
+  req.command = probe;
+  req.cwd = "/tmp";
+  req.timeout = 30s;
+  auto sessionless = b->exec(std::string(kNoSession), req);
+  ASSERT_TRUE(sessionless) << sessionless.error().to_string();
+  check(sessionless->stdout_data, "sessionless");
+  auto session = b->exec("default", req);
+  ASSERT_TRUE(session) << session.error().to_string();
+  check(session->stdout_data, "session");
+  process_start p;
+  p.command = probe;
+  p.cwd = "/tmp";
+  auto started = b->start_process(std::string(kNoSession), p);
+  ASSERT_TRUE(started) << started.error().to_string();
+  auto done = b->processes().wait(started->id, 30s);
+  ASSERT_TRUE(done);
+  auto logs = b->processes().get(started->id, true);
+  ASSERT_TRUE(logs);
+  check(logs->stdout_log.data, "background process");
+
+  req.command = "echo never";
+  req.cwd = "/no/such/dir";
+  auto bad_cwd = b->exec(std::string(kNoSession), req);
+  ASSERT_TRUE(bad_cwd) << bad_cwd.error().to_string();
+  EXPECT_EQ(bad_cwd->exit_code, 1);
+  EXPECT_EQ(bad_cwd->stdout_data, "");
+  EXPECT_NE(bad_cwd->stderr_data.find("cannot change directory to /no/such/dir"), std::string::npos) << bad_cwd->stderr_data;
+}
+
 TEST_F(sandbox_test, sandboxes_cannot_see_each_others_files_or_processes) {
   auto a = box("iso-a");
   auto c = box("iso-b");
