@@ -69,7 +69,12 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   buckets_ = api::register_bucket_api(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_);
   ports_ = std::make_unique<api::ports_api>(*routes_, sandboxes_.get(), sandbox_error_, *sandbox_pool_, sandbox_hooks_,
                                             api::ports_options{config_.preview_domain, [this] { return server_->port(); }});
-  config_.server.takeover = ports_->selector();
+  // Raw uploads stream to disk as they arrive; preview URLs and ws-connect go to the proxy.
+  config_.server.takeover = [uploads = api::raw_upload_selector(sandboxes_.get(), sandbox_error_, *sandbox_pool_),
+                             previews = ports_->selector()](const server::http_request& head) {
+    auto decision = uploads(head);
+    return decision ? decision : previews(head);
+  };
   // Sleeping stops a sandbox's kernels (those inside it) and unmounts its buckets first.
   sandbox_hooks_.on_sleep.push_back([this](const std::string& id) {
     for (const auto& ctx : contexts_->list(id))

@@ -189,8 +189,7 @@ result<file_content> sandbox_files::read(const std::string& path, const std::str
   return out;
 }
 
-result<std::string> sandbox_files::write(const std::string& path, const std::string& cwd,
-                                         std::string_view bytes) const {
+result<atomic_write> sandbox_files::begin_write(const std::string& path, const std::string& cwd) const {
   auto n = normalize(path, cwd);
   if (!n) return std::unexpected(n.error());
   auto [parent, name] = split_parent(*n);
@@ -198,31 +197,55 @@ result<std::string> sandbox_files::write(const std::string& path, const std::str
   if (auto r = mkdirs(parent); !r) return std::unexpected(r.error());
   auto pfd = open_dir(parent);
   if (!pfd) return std::unexpected(pfd.error());
-  unique_fd p(*pfd);
-  mode_t mode = 0644;
+  atomic_write w;
+  w.dir_.reset(*pfd);
   struct stat st {};
-  if (::fstatat(p.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if (::fstatat(w.dir_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     if (S_ISDIR(st.st_mode)) return std::unexpected(file_error(EISDIR, "write", *n));
-    if (S_ISREG(st.st_mode)) mode = st.st_mode & 07777;
+    if (S_ISREG(st.st_mode)) w.mode_ = st.st_mode & 07777;
   }
   std::string tmp = fmt::format(".{}.kh-{}", name.substr(0, 200), random_suffix());
-  int fd = ::openat(p.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  int fd = ::openat(w.dir_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w.mode_);
   if (fd < 0) return std::unexpected(file_error(errno, "write", *n));
-  unique_fd f(fd);
-  if (auto r = write_all(f.get(), bytes); !r) {
-    int e = r.error().details.value("errno", EIO);
-    ::unlinkat(p.get(), tmp.c_str(), 0);
-    return std::unexpected(file_error(e, "write", *n));
+  w.file_.reset(fd);
+  w.tmp_ = std::move(tmp);
+  w.path_ = *n;
+  w.name_ = name;
+  w.uid_ = sandbox_.uid();
+  w.gid_ = sandbox_.gid();
+  return w;
+}
+
+atomic_write::~atomic_write() {
+  if (file_ && dir_) ::unlinkat(dir_.get(), tmp_.c_str(), 0);  // not committed
+}
+
+result<void> atomic_write::append(std::string_view bytes) {
+  if (!file_) return std::unexpected(file_error(EBADF, "write", path_));
+  if (auto r = write_all(file_.get(), bytes); !r) return std::unexpected(file_error(r.error().details.value("errno", EIO), "write", path_));
+  size_ += bytes.size();
+  return {};
+}
+
+result<std::string> atomic_write::commit() {
+  if (!file_) return std::unexpected(file_error(EBADF, "write", path_));
+  ::fchown(file_.get(), uid_, gid_);
+  ::fchmod(file_.get(), mode_);
+  file_.reset();
+  if (::renameat(dir_.get(), tmp_.c_str(), dir_.get(), name_.c_str()) != 0) {
+    const int e = errno;
+    ::unlinkat(dir_.get(), tmp_.c_str(), 0);
+    return std::unexpected(file_error(e, "write", path_));
   }
-  ::fchown(f.get(), sandbox_.uid(), sandbox_.gid());
-  ::fchmod(f.get(), mode);
-  f.reset();
-  if (::renameat(p.get(), tmp.c_str(), p.get(), name.c_str()) != 0) {
-    int e = errno;
-    ::unlinkat(p.get(), tmp.c_str(), 0);
-    return std::unexpected(file_error(e, "write", *n));
-  }
-  return *n;
+  return path_;
+}
+
+result<std::string> sandbox_files::write(const std::string& path, const std::string& cwd,
+                                         std::string_view bytes) const {
+  auto w = begin_write(path, cwd);
+  if (!w) return std::unexpected(w.error());
+  if (auto r = w->append(bytes); !r) return std::unexpected(r.error());
+  return w->commit();
 }
 
 result<std::string> sandbox_files::remove(const std::string& path, const std::string& cwd, bool recursive) const {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.hpp"
+#include "sandbox_bridge/child_process.hpp"
 
 namespace kh::sandbox_bridge {
 
@@ -39,6 +40,31 @@ struct file_content {
   std::uint64_t size = 0;
 };
 
+// A write in parts (an upload as it arrives): the bytes go to a temp file beside the target and
+// commit() renames it over the target. Dropped without commit (a cut upload, a full disk), the temp
+// file is removed and the target is untouched.
+class atomic_write {
+ public:
+  atomic_write(atomic_write&&) noexcept = default;
+  atomic_write& operator=(atomic_write&&) noexcept = default;
+  ~atomic_write();
+
+  result<void> append(std::string_view bytes);
+  // Owned by the sandbox user, the target's mode kept; returns the normalized path.
+  result<std::string> commit();
+  std::uint64_t size() const noexcept { return size_; }
+
+ private:
+  friend class sandbox_files;
+  atomic_write() = default;
+  unique_fd dir_, file_;
+  std::string path_, name_, tmp_;
+  mode_t mode_ = 0644;
+  uid_t uid_ = 0;
+  gid_t gid_ = 0;
+  std::uint64_t size_ = 0;
+};
+
 class sandbox_files {
  public:
   explicit sandbox_files(sandbox& owner, std::uint64_t max_read_bytes = 32ull << 20)
@@ -46,6 +72,8 @@ class sandbox_files {
 
   result<file_content> read(const std::string& path, const std::string& cwd) const;
   result<std::string> write(const std::string& path, const std::string& cwd, std::string_view bytes) const;
+  // The same write in parts (atomic_write::append, then commit).
+  result<atomic_write> begin_write(const std::string& path, const std::string& cwd) const;
   result<std::string> remove(const std::string& path, const std::string& cwd, bool recursive) const;
   result<std::string> rename(const std::string& from, const std::string& to, const std::string& cwd) const;
   result<std::string> mkdir(const std::string& path, const std::string& cwd, bool recursive) const;

@@ -14,6 +14,7 @@
 #include "kernel_host/api/error_mapping.hpp"
 #include "kernel_host/api/request_helpers.hpp"
 #include "kernel_host/api/sse_event.hpp"
+#include "kernel_host/server/upload_body.hpp"
 #include "renderers/base64.hpp"
 #include "sandbox_bridge/mime.hpp"
 #include "sandbox_bridge/sandbox_path.hpp"
@@ -428,6 +429,9 @@ void send_file_error(request_context& rc, error e, const char* operation) {
 }
 
 constexpr std::size_t kStreamChunk = 65535;
+// read/stream waits for the socket every few chunks, not after each: reading and encoding the next
+// chunks overlaps the write, and at most this many chunks wait in the connection's queue.
+constexpr std::size_t kStreamWindow = 4;
 
 void register_files(server::router& routes, std::shared_ptr<api_state> st) {
   routes.add("POST", "/api/read", in_sandbox(st, [](request_context& rc, const nl::json& body, const sandbox_ptr& box) {
@@ -477,20 +481,29 @@ void register_files(server::router& routes, std::shared_ptr<api_state> st) {
     out->begin_stream(200, "text/event-stream", {{"Connection", "keep-alive"}});
     out->write(sse({{"type", "metadata"}, {"mimeType", mime}, {"size", st.st_size}, {"isBinary", binary},
                     {"encoding", binary ? "base64" : "utf-8"}}));
-    std::string buf(kStreamChunk, '\0');
     std::uint64_t total = 0;
+    std::size_t events = 0;
     std::string carry;  // a UTF-8 character cut at a chunk edge goes with the next chunk
     for (;;) {
-      ssize_t r = ::read(file.get(), buf.data(), buf.size());
-      if (r < 0 && errno == EINTR) continue;
+      std::string piece = std::move(carry);
+      carry.clear();
+      const std::size_t kept = piece.size();
+      piece.resize(kept + kStreamChunk);
+      ssize_t r = ::read(file.get(), piece.data() + kept, kStreamChunk);
+      if (r < 0 && errno == EINTR) {
+        carry.assign(piece, 0, kept);
+        continue;
+      }
       if (r < 0) {
         out->write(sse({{"type", "error"}, {"error", sb::file_error(errno, "read", *n).message}}));
         return out->end();
       }
-      if (r == 0) break;
+      piece.resize(kept + static_cast<std::size_t>(r));
+      if (r == 0) {
+        carry = std::move(piece);
+        break;
+      }
       total += static_cast<std::uint64_t>(r);
-      std::string piece = carry + buf.substr(0, static_cast<std::size_t>(r));
-      carry.clear();
       if (!binary) {
         std::size_t keep = piece.size();
         std::size_t back = 0;
@@ -504,7 +517,9 @@ void register_files(server::router& routes, std::shared_ptr<api_state> st) {
           }
         }
       }
-      if (!out->write_and_wait(sse({{"type", "chunk"}, {"data", binary ? renderers::base64_encode(piece) : piece}}))) return;
+      auto event = sse({{"type", "chunk"}, {"data", binary ? renderers::base64_encode(piece) : std::move(piece)}});
+      if (++events % kStreamWindow != 0) out->write(std::move(event));
+      else if (!out->write_and_wait(std::move(event))) return;
     }
     if (!carry.empty()) out->write(sse({{"type", "chunk"}, {"data", carry}}));
     out->write(sse({{"type", "complete"}, {"bytesRead", total}}));
@@ -639,6 +654,35 @@ void register_files(server::router& routes, std::shared_ptr<api_state> st) {
       send_json(*rc.out, 200, ok({{"path", *w}, {"bytesWritten", rc.request.body.size()}}));
     });
   });
+}
+
+// The body of PUT /api/files/raw, streamed from the taken connection into an atomic write.
+void receive_raw_upload(const api_state& st, const std::string& sandbox_id, const server::http_request& head,
+                        server::taken_connection conn) {
+  server::upload_body body(std::move(conn), 60s);
+  auto refuse = [&](error e, const char* operation = nullptr) {
+    if (operation) e.details["operation"] = operation;
+    body.respond(error_response(e));
+  };
+  if (st.unavailable) return refuse(*st.unavailable);
+  auto q = head.query.find("path");
+  if (q == head.query.end() || q->second.empty())
+    return refuse(error{errc::validation_failed, "query parameter 'path' is required", {{"field", "path"}}});
+  auto box = st.sandboxes->get_or_create(sandbox_id);
+  if (!box) return refuse(box.error());
+  sb::sandbox_runtime::activity_guard busy(**box);
+  auto session = head.query.count("sessionId") ? head.query.at("sessionId") : "default";
+  auto file = (*box)->files().begin_write(q->second, (*box)->cwd_of(session));
+  if (!file) return refuse(file.error(), "file.write");
+  for (;;) {
+    auto piece = body.next();
+    if (!piece) return;  // the client left: the temp file goes, the old file stays
+    if (piece->empty()) break;
+    if (auto w = file->append(*piece); !w) return refuse(w.error(), "file.write");
+  }
+  auto written = file->commit();
+  if (!written) return refuse(written.error(), "file.write");
+  body.respond(json_response(200, ok({{"path", *written}, {"bytesWritten", file->size()}})));
 }
 
 // ---- processes ----------------------------------------------------------------------------------
@@ -882,6 +926,32 @@ void register_port_watch(server::router& routes, std::shared_ptr<api_state> st) 
 }
 
 }  // namespace
+
+server::takeover_selector raw_upload_selector(sb::sandbox_manager* sandboxes, std::optional<error> unavailable,
+                                              server::elastic_pool& blocking) {
+  if (!sandboxes && !unavailable) unavailable = error{errc::internal_error, "sandboxes are not available on this host"};
+  auto st = std::make_shared<api_state>(api_state{sandboxes, std::move(unavailable), blocking, nullptr});
+  return [st](const server::http_request& head) -> std::optional<server::takeover_decision> {
+    if (head.method != "PUT") return std::nullopt;
+    // The router's rule: /api/... is the sandbox "default", /sandboxes/{id}/api/... sandbox {id}.
+    std::string id = "default";
+    std::string_view path = head.path;
+    if (path.starts_with("/sandboxes/")) {
+      path.remove_prefix(std::string_view("/sandboxes/").size());
+      const auto slash = path.find('/');
+      if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
+      id = std::string(path.substr(0, slash));
+      path.remove_prefix(slash);
+    }
+    if (path != "/api/files/raw") return std::nullopt;
+    return server::takeover_decision{
+        .take = [st, id, head](server::taken_connection conn) {
+          auto taken = std::make_shared<server::taken_connection>(std::move(conn));
+          st->pool.post([st, id, head, taken] { receive_raw_upload(*st, id, head, std::move(*taken)); });
+        },
+        .authenticated = true};
+  };
+}
 
 void register_sandbox_api(server::router& routes, sb::sandbox_manager* sandboxes, std::optional<error> unavailable,
                           server::elastic_pool& blocking, const sandbox_api_hooks* hooks) {

@@ -11,6 +11,7 @@
 #include "common/error.hpp"
 #include "kernel_host/server/elastic_pool.hpp"
 #include "kernel_host/server/router.hpp"
+#include "kernel_host/server/takeover.hpp"
 #include "sandbox_bridge/sandbox_manager.hpp"
 
 namespace kh::api {
@@ -32,6 +33,12 @@ struct sandbox_api_hooks {
 void register_sandbox_api(server::router& routes, sandbox_bridge::sandbox_manager* sandboxes,
                           std::optional<error> unavailable, server::elastic_pool& blocking,
                           const sandbox_api_hooks* hooks = nullptr);
+
+// PUT /api/files/raw (and /sandboxes/{id}/api/files/raw) taken from the server before its body:
+// the body streams into the file's temp copy as it arrives, with no body limit (uploads of GBs),
+// and is renamed over the file once whole; a cut upload leaves the old file as it was.
+server::takeover_selector raw_upload_selector(sandbox_bridge::sandbox_manager* sandboxes, std::optional<error> unavailable,
+                                              server::elastic_pool& blocking);
 
 // The session a request names: body `sessionId`, else the X-Session-Id header, else ?session= or
 // ?sessionId=, else "default". Whitespace-only ids are refused.

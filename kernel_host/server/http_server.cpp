@@ -11,6 +11,7 @@
 #include <list>
 #include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <variant>
 
@@ -38,6 +39,13 @@ const char* const cors_headers[][2] = {
     {"Access-Control-Allow-Headers", "Content-Type, Authorization, X-Session-Id, X-Sandbox-Id, X-Trace-Id, X-XSRFToken"},
     {"Access-Control-Max-Age", "600"},
 };
+
+template <class Body>
+void decorate_response(http::response<Body>& msg, bool keep_alive) {
+  for (const auto& h : cors_headers) msg.set(h[0], h[1]);
+  msg.set(http::field::server, "kernel-host");
+  msg.keep_alive(keep_alive);
+}
 
 std::shared_ptr<spdlog::logger> access_log() {
   static auto logger = kh::log::get("access");
@@ -533,9 +541,19 @@ void http_connection::fail_request(const error& err, bool close) {
 
 template <class Body>
 void http_connection::decorate(http::response<Body>& msg) {
-  for (const auto& h : cors_headers) msg.set(h[0], h[1]);
-  msg.set(http::field::server, "kernel-host");
-  msg.keep_alive(keep_alive_);
+  decorate_response(msg, keep_alive_);
+}
+
+std::string serialize_response(const http_response& response, bool keep_alive) {
+  http::response<http::string_body> msg{static_cast<http::status>(response.status), 11};
+  decorate_response(msg, keep_alive);
+  if (!response.content_type.empty()) msg.set(http::field::content_type, response.content_type);
+  for (const auto& [k, v] : response.headers) msg.set(k, v);
+  msg.body() = response.body;
+  msg.prepare_payload();
+  std::ostringstream wire;
+  wire << msg;
+  return wire.str();
 }
 
 void http_connection::respond(std::uint64_t serial, http_response response) {

@@ -26,6 +26,10 @@ struct taken_connection {
 
 using takeover_handler = std::function<void(taken_connection)>;
 
+// A response as the server writes its own (CORS headers, Server, Content-Length), for a handler
+// that answers on a taken connection.
+std::string serialize_response(const http_response& response, bool keep_alive);
+
 // What to do with a request, decided from its head alone.
 struct takeover_decision {
   takeover_handler take;                 // the handler that takes the connection
