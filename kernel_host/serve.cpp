@@ -44,7 +44,7 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
       ->envname("KH_TOKEN");
   cmd->add_option("--data-dir", o.data_dir, "Folder for the workspace and kernel runtime files (default ~/.local/share/kernel-host)")
       ->envname("KH_DATA_DIR");
-  cmd->add_option("--body-limit", o.body_limit, "Largest request body (e.g. 128MiB); larger bodies get 413")
+  cmd->add_option("--body-limit", o.body_limit, "Largest request body (e.g. 128MiB); larger bodies get 413 (not PUT /api/files/raw, streamed to disk)")
       ->envname("KH_BODY_LIMIT")->capture_default_str();
   cmd->add_option("--header-timeout-ms", o.header_timeout_ms, "Time allowed from a request's first byte to its last header")
       ->envname("KH_HEADER_TIMEOUT_MS")->capture_default_str()->check(CLI::PositiveNumber);
