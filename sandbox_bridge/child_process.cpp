@@ -108,7 +108,7 @@ void say(const char* text) noexcept {
   if (::chdir(e.cwd.c_str()) != 0) give_up(1, "cannot change directory to ", e.cwd.c_str(), errno);
   // This process never execs: close what it inherited (other children's pipes, the daemon's sockets).
   ::syscall(SYS_close_range, first_closed_fd, ~0u, 0);
-  const pid_t inner = ::fork();
+  const pid_t inner = ::_Fork();  // no atfork handlers: this child of a threaded daemon makes system calls only
   if (inner < 0) give_up(1, "fork", nullptr, errno);
   if (inner == 0) enter_and_exec(e, argv, envp);
   int status = 0;
@@ -134,7 +134,7 @@ result<pid_t> fork_into_sandbox(const spawn_spec& spec, int in, int out, int err
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no daemon handler may run in the child
-  const pid_t pid = ::fork();
+  const pid_t pid = ::_Fork();  // as posix_spawn: no atfork handlers (the child never allocates)
   if (pid == 0) {
     struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
