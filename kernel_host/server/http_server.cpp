@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <future>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -420,12 +421,18 @@ void http_connection::do_read_request() {
   refusal_.reset();
   parser_.emplace();
   parser_->header_limit(64 * 1024);
-  parser_->body_limit(server_.config.body_limit);
+  // A taken connection (a streamed upload) has no body limit: the limit applies after the takeover check.
+  parser_->body_limit(server_.config.takeover ? std::numeric_limits<std::uint64_t>::max() : server_.config.body_limit);
   stream_.expires_after(server_.config.header_timeout);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
                             if (ec) return self->on_read(ec, 0);
-                            if (self->server_.config.takeover && self->try_takeover()) return;
+                            if (self->server_.config.takeover) {
+                              if (self->try_takeover()) return;
+                              const auto limit = self->server_.config.body_limit;
+                              if (self->parser_->content_length().value_or(0) > limit) return self->on_read(http::error::body_limit, 0);
+                              self->parser_->body_limit(limit);  // a chunked body is counted as it comes
+                            }
                             // The header is in: give the body the idle deadline.
                             self->stream_.expires_after(self->server_.config.idle_timeout);
                             if (self->parser_->is_done()) return self->on_read({}, 0);

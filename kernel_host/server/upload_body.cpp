@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <limits>
 #include <vector>
 
@@ -69,6 +70,12 @@ struct upload_body::impl {
   std::vector<char> piece = std::vector<char>(kPiece);
   bool failed = false;
   bool given_back = false;
+  // A Content-Length body is read straight into `piece` (no copy through the parser, reads of up to
+  // 1 MiB); a chunked one goes through Beast's parser.
+  bool direct = false;
+  std::uint64_t remaining = 0;
+
+  bool body_done() const { return direct ? remaining == 0 : parser.is_done(); }
 };
 
 upload_body::upload_body(taken_connection conn, std::chrono::milliseconds idle)
@@ -83,6 +90,10 @@ upload_body::upload_body(taken_connection conn, std::chrono::milliseconds idle)
   idle_limited_reader reader(i.conn.socket, i.idle);
   if (!ec) http::read_header(reader, i.buffer, i.parser, ec);
   i.failed = static_cast<bool>(ec);
+  if (!i.failed && !i.parser.chunked() && i.parser.content_length()) {
+    i.direct = true;
+    i.remaining = *i.parser.content_length();
+  }
 }
 
 upload_body::~upload_body() {
@@ -96,6 +107,27 @@ result<std::string_view> upload_body::next() {
   auto& i = *impl_;
   if (i.failed) return fail(errc::invalid_request, "the upload was cut or malformed");
   idle_limited_reader reader(i.conn.socket, i.idle);
+  if (i.direct) {
+    std::size_t filled = 0;
+    if (const std::size_t early = std::min<std::uint64_t>({i.buffer.size(), i.remaining, i.piece.size()})) {  // came with the head
+      net::buffer_copy(net::buffer(i.piece.data(), early), i.buffer.data());
+      i.buffer.consume(early);
+      filled = early;
+      i.remaining -= early;
+    }
+    while (filled < i.piece.size() && i.remaining > 0) {
+      beast::error_code ec;
+      const std::size_t want = std::min<std::uint64_t>(i.piece.size() - filled, i.remaining);
+      const std::size_t n = reader.read_some(net::buffer(i.piece.data() + filled, want), ec);
+      if (ec) {
+        i.failed = true;
+        return fail(errc::invalid_request, "the upload was cut: " + ec.message());
+      }
+      filled += n;
+      i.remaining -= n;
+    }
+    return std::string_view(i.piece.data(), filled);
+  }
   while (!i.parser.is_done()) {
     i.parser.get().body().data = i.piece.data();
     i.parser.get().body().size = i.piece.size();
@@ -116,12 +148,12 @@ void upload_body::respond(const http_response& response) {
   auto& i = *impl_;
   // What the handler did not read: skipped when small, so a keep-alive client keeps its connection
   // (and reads this response rather than a reset).
-  for (std::uint64_t skipped = 0; !i.failed && !i.parser.is_done() && skipped <= kSkippable;) {
+  for (std::uint64_t skipped = 0; !i.failed && !i.body_done() && skipped <= kSkippable;) {
     auto piece = next();
     if (!piece) break;
     skipped += piece->size();
   }
-  const bool keep = !i.failed && i.parser.is_done() && i.parser.get().keep_alive();
+  const bool keep = !i.failed && i.body_done() && i.parser.get().keep_alive();
   const std::string wire = serialize_response(response, keep);
   beast::error_code ec;
   i.conn.socket.non_blocking(false, ec);
