@@ -104,14 +104,8 @@ class sandbox_kernel_provisioner final : public ctx::provisioner {
     log_file_ = request.log_file.empty() ? host_dir / fmt::format("kernel-{}.log", id) : request.log_file;
     start_log_relay();
 
-    // The kernel is the entering process's forked child (pid namespaces need the fork): its host pid is the one
-    // interrupts go to.
-    for (int i = 0; i < 400 && kernel_pid_ <= 0; ++i) {
-      auto kids = sb::descendants(child_->pid());
-      if (!kids.empty()) kernel_pid_ = kids.front();
-      else if (child_->try_wait()) break;
-      else std::this_thread::sleep_for(5ms);
-    }
+    // The child is the kernel itself (in the sandbox's PID namespace): its host pid is the one interrupts go to.
+    if (!child_->try_wait()) kernel_pid_ = child_->pid();
     if (kernel_pid_ <= 0) {
       const auto tail = log_tail_locked(2000);
       return fail(errc::kernel_start_failed, "the kernel did not start inside the sandbox", {{"log_tail", tail}});

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <thread>
 
@@ -54,7 +55,23 @@ void set_nonblocking(int fd) {
 
 namespace {
 
-// ---- the forked child of spawn() with a sandbox_entry: system calls only ---------------------------
+// ---- spawn() with a sandbox_entry: the children make system calls only ----------------------------
+//
+// Like posix_spawn, the entering child shares the daemon's memory (CLONE_VM) while the calling thread
+// is suspended (CLONE_VFORK), so nothing is copied for it: it joins the cgroups, enters the
+// namespaces and the root, then creates the command's process with CLONE_PARENT (a child of the
+// daemon, in the PID namespace it entered) and exits. Only that process copies the daemon's memory,
+// until its execve moments later: no process keeps a copy-on-write image of the daemon.
+
+struct entry_job {
+  const spawn_spec* spec;
+  int stdio[3];
+  char* const* argv;
+  char* const* envp;
+  pid_t inner = -1;                    // written by the entering child
+  const char* failed_step = nullptr;   // or what failed, with errno
+  int failed_errno = 0;
+};
 
 void say(const char* text) noexcept {
   for (std::size_t n = std::strlen(text); n > 0;) {
@@ -75,8 +92,15 @@ void say(const char* text) noexcept {
   ::_exit(code);
 }
 
-// The inner child: privileges dropped as setpriv does, then exec.
-[[noreturn]] void enter_and_exec(const sandbox_entry& e, char* const* argv, char* const* envp) noexcept {
+// The command's process (its own memory): cwd as root (as nsenter -W), privileges dropped as
+// setpriv does, then exec.
+[[noreturn]] void become_command(const entry_job& job) noexcept {
+  const sandbox_entry& e = *job.spec->enter;
+  if (job.spec->new_session) ::setsid();
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (::chdir(e.cwd.c_str()) != 0) give_up(1, "cannot change directory to ", e.cwd.c_str(), errno);
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) give_up(127, "no_new_privs", nullptr, errno);
   for (int cap = 0; ::prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; ++cap)
     if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) give_up(127, "drop the capability bounding set", nullptr, errno);
@@ -90,69 +114,61 @@ void say(const char* text) noexcept {
   if (::syscall(SYS_setgroups, 0, nullptr) != 0) give_up(127, "setgroups", nullptr, errno);
   if (::syscall(SYS_setresgid, e.gid, e.gid, e.gid) != 0) give_up(127, "setresgid", nullptr, errno);
   if (::syscall(SYS_setresuid, e.uid, e.uid, e.uid) != 0) give_up(127, "setresuid", nullptr, errno);
-  ::execve(argv[0], argv, envp);
-  give_up(127, "cannot execute ", argv[0], errno);
+  ::execve(job.argv[0], job.argv, job.envp);
+  give_up(127, "cannot execute ", job.argv[0], errno);
 }
 
-// The host-side parent inside the sandbox's namespaces (nsenter's part): enter, fork, relay.
-[[noreturn]] void enter_sandbox(const sandbox_entry& e, int first_closed_fd, char* const* argv, char* const* envp) noexcept {
+// The entering child (the daemon's memory, its own files, fs and signal handlers).
+int enter_sandbox(void* arg) noexcept {
+  auto& job = *static_cast<entry_job*>(arg);
+  const sandbox_entry& e = *job.spec->enter;
+  auto failed = [&](const char* step) {
+    job.failed_step = step;
+    job.failed_errno = errno;
+    return 0;
+  };
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // no daemon handler runs here
+  for (int i = 0; i < 3; ++i)
+    if (::dup2(job.stdio[i], i) < 0) return failed("dup2");
+  if (job.spec->extra_fd >= 0 && ::dup2(job.spec->extra_fd, 3) < 0) return failed("dup2");
   for (int fd : e.cgroup_procs)
-    if (::write(fd, "0", 1) != 1) give_up(125, "join the sandbox's cgroup", nullptr, errno);
+    if (::write(fd, "0", 1) != 1) return failed("join the sandbox's cgroup");
   for (auto [resource, value] : e.rlimits) {
     const rlimit limit{value, value};
-    if (::setrlimit(resource, &limit) != 0) give_up(125, "setrlimit", nullptr, errno);
+    if (::setrlimit(resource, &limit) != 0) return failed("setrlimit");
   }
   for (int fd : e.namespaces)
-    if (::setns(fd, 0) != 0) give_up(1, "enter the sandbox's namespaces", nullptr, errno);
-  if (::fchdir(e.root) != 0 || ::chroot(".") != 0) give_up(1, "enter the sandbox's root", nullptr, errno);
-  if (::chdir(e.cwd.c_str()) != 0) give_up(1, "cannot change directory to ", e.cwd.c_str(), errno);
-  // This process never execs: close what it inherited (other children's pipes, the daemon's sockets).
-  ::syscall(SYS_close_range, first_closed_fd, ~0u, 0);
-  const pid_t inner = ::_Fork();  // no atfork handlers: this child of a threaded daemon makes system calls only
-  if (inner < 0) give_up(1, "fork", nullptr, errno);
-  if (inner == 0) enter_and_exec(e, argv, envp);
-  int status = 0;
-  for (;;) {
-    const pid_t r = ::waitpid(inner, &status, WUNTRACED);
-    if (r < 0 && errno == EINTR) continue;
-    if (r == inner && WIFSTOPPED(status)) {  // the child suspended: so do we, and resume it with us
-      ::kill(::getpid(), SIGSTOP);
-      ::kill(inner, SIGCONT);
-      continue;
-    }
-    break;
-  }
-  if (WIFEXITED(status)) ::_exit(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) ::kill(::getpid(), WTERMSIG(status));
-  ::_exit(1);
+    if (::setns(fd, 0) != 0) return failed("enter the sandbox's namespaces");
+  if (::fchdir(e.root) != 0 || ::chroot(".") != 0) return failed("enter the sandbox's root");
+  ::syscall(SYS_close_range, job.spec->extra_fd >= 0 ? 4 : 3, ~0u, 0);  // the command gets stdio (and fd 3) only
+  const long inner = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, 0);
+  if (inner == 0) become_command(job);
+  if (inner < 0) return failed("clone");
+  job.inner = static_cast<pid_t>(inner);
+  return 0;
 }
 
-// fork + the file actions and attributes posix_spawn applies; returns the child's pid.
-result<pid_t> fork_into_sandbox(const spawn_spec& spec, int in, int out, int err, char* const* argv, char* const* envp) {
+result<pid_t> spawn_into_sandbox(const spawn_spec& spec, int in, int out, int err, char* const* argv, char* const* envp) {
   unique_fd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null_fd) return fail_errno("open /dev/null", errno);
+  entry_job job{&spec, {in >= 0 ? in : null_fd.get(), out >= 0 ? out : null_fd.get(), err >= 0 ? err : null_fd.get()}, argv, envp};
+  constexpr std::size_t kStack = 64 * 1024;
+  auto stack = std::make_unique<char[]>(kStack);
+  void* top = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(stack.get() + kStack) & ~std::uintptr_t{15});
   sigset_t all, old;
   sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no daemon handler may run in the child
-  const pid_t pid = ::_Fork();  // as posix_spawn: no atfork handlers (the child never allocates)
-  if (pid == 0) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (spec.new_session) ::setsid();
-    const int stdio[] = {in >= 0 ? in : null_fd.get(), out >= 0 ? out : null_fd.get(), err >= 0 ? err : null_fd.get()};
-    for (int i = 0; i < 3; ++i)
-      if (::dup2(stdio[i], i) < 0) ::_exit(127);
-    if (spec.extra_fd >= 0 && ::dup2(spec.extra_fd, 3) < 0) ::_exit(127);
-    enter_sandbox(*spec.enter, spec.extra_fd >= 0 ? 4 : 3, argv, envp);
-  }
-  const int fork_errno = errno;
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no signal handler may run in the children
+  const pid_t entering = ::clone(enter_sandbox, top, CLONE_VM | CLONE_VFORK | SIGCHLD, &job);
+  const int clone_errno = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (pid < 0) return fail_errno("fork", fork_errno);
-  return pid;
+  if (entering < 0) return fail_errno("clone", clone_errno);
+  int status = 0;
+  while (::waitpid(entering, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (job.failed_step) return fail_errno(std::string("entering the sandbox: ") + job.failed_step, job.failed_errno);
+  return job.inner;
 }
 
 }  // namespace
@@ -182,7 +198,7 @@ result<child_process> child_process::spawn(const spawn_spec& spec) {
 
   pid_t pid = -1;
   if (spec.enter) {
-    auto forked = fork_into_sandbox(spec, in.read.get(), out.write.get(), err.write.get(), argv.data(), envp.data());
+    auto forked = spawn_into_sandbox(spec, in.read.get(), out.write.get(), err.write.get(), argv.data(), envp.data());
     if (!forked) return std::unexpected(forked.error());
     pid = *forked;
   } else {

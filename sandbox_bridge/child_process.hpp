@@ -34,13 +34,15 @@ class unique_fd {
 };
 
 // Entering a sandbox between fork and exec, in place of the programs `sh` (cgroup join), `nsenter`
-// and `setpriv`. The child: joins the cgroups, sets the rlimits, enters the namespaces in order,
-// chroots to root and changes to cwd (as root, as `nsenter -r -W cwd`), forks (a PID namespace
-// takes effect for children) and waits for that child as nsenter does (stops and exit status
-// relayed); the inner child drops to uid/gid with no supplementary groups, no_new_privs, an empty
-// capability bounding set and no inheritable or ambient capabilities (as `setpriv --reuid --regid
-// --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all`), then execs argv. Every fd
-// and string is prepared by the caller: after the fork the child makes only system calls.
+// and `setpriv`. A short-lived child sharing the daemon's memory (as posix_spawn's) joins the
+// cgroups, sets the rlimits, enters the namespaces in order and chroots to root, then creates the
+// command's process as a child of the daemon (CLONE_PARENT: it lands in the PID namespace) and
+// exits. The command's process changes to cwd as root (as `nsenter -r -W cwd`; failing, it exits 1
+// with the message on stderr), drops to uid/gid with no supplementary groups, no_new_privs, an
+// empty capability bounding set and no inheritable or ambient capabilities (as `setpriv --reuid
+// --regid --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all`), then execs argv.
+// child_process::pid() is that process itself. Every fd and string is prepared by the caller: the
+// children make only system calls.
 struct sandbox_entry {
   std::vector<int> cgroup_procs;                // open cgroup.procs files (O_WRONLY) to join
   std::vector<std::pair<int, rlim_t>> rlimits;  // soft = hard, where cgroups are not available

@@ -327,7 +327,8 @@ result<child_process> namespace_sandbox::run(const run_spec& spec) {
   }
   if (spec.argv.empty()) return fail(errc::invalid_command, "empty command");
   // What `prefix_argv` + nsenter + setpriv did with three programs, done by the forked child itself
-  // (child_process's sandbox_entry): one fork for the host side, one inside, one exec.
+  // (child_process's sandbox_entry): one short-lived child sharing the daemon's memory, the command's
+  // process, one exec.
   std::vector<unique_fd> held;
   auto hold = [&](const std::string& path, int flags) -> result<int> {
     const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -406,7 +407,7 @@ void namespace_sandbox::stop() {
     ::kill(bwrap_.pid(), SIGKILL);
     bwrap_.wait();
   }
-  // The host-side parents and anything else still in the cgroups.
+  // Anything else still in the cgroups.
   for (int round = 0; round < 200; ++round) {
     auto left = host_pids();
     if (left.empty()) break;

@@ -8,7 +8,7 @@
 // namespace alive (its payload is `sleep infinity`, left as root so the sandbox user cannot kill it). Every later process —
 // session shells, background processes, sessionless commands — is entered into that init's
 // namespaces between fork and exec (child_process's sandbox_entry does what `nsenter -t <init> -m -u
-// -i -n -p -r -W <cwd>` and `setpriv` did as programs: a host-side parent and its forked child) and
+// -i -n -p -r -W <cwd>` and `setpriv` did as programs; the process is a direct child of the daemon) and
 // drops to the sandbox uid (no capabilities, no_new_privs, no supplementary groups). So all processes of a
 // sandbox share one PID namespace (a process list inside shows them all, and nothing of the host or
 // of other sandboxes) and one view of the files.
@@ -18,8 +18,7 @@
 // bwrap itself through a one-line /bin/sh prefix). Where cgroups are not writable, rlimits (--nproc --as).
 //
 // Destroy: SIGKILL to the namespace's pid 1 (the kernel then kills every process of the PID
-// namespace), SIGKILL to whatever is left in the sandbox's pids cgroup (the host-side
-// parents), reap the bwrap parent, remove the cgroups.
+// namespace), SIGKILL to whatever is left in the sandbox's pids cgroup, reap the bwrap parent, remove the cgroups.
 //
 // bwrap runs with --die-with-parent, tied to the spawning *thread*: the manager spawns from one
 // long-lived thread.

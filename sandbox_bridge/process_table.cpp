@@ -123,17 +123,7 @@ result<process_snapshot> process_table::start(const process_start& req) {
   }
   e->child = std::make_unique<child_process>(std::move(*child));
   e->snap.host_pid = e->child->pid();
-  // The inner pid is the host-side parent's child, forked right after it entered the namespaces
-  // (soon, but a loaded machine or an instrumented build can take well over 100 ms: the caller is promised a pid).
-  for (const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5); std::chrono::steady_clock::now() < until;) {
-    auto kids = descendants(e->child->pid());
-    if (!kids.empty()) {
-      e->snap.pid = inner_pid(kids.front());
-      break;
-    }
-    if (e->child->try_wait()) break;
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
-  }
+  e->snap.pid = inner_pid(e->child->pid());  // the same process as the sandbox's PID namespace numbers it: known at once
   if (req.timeout) e->deadline = std::chrono::steady_clock::now() + *req.timeout;
   e->thread = std::thread([this, e] {
     write_journal();

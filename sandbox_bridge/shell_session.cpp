@@ -243,10 +243,7 @@ result<exec_result> shell_session::exec(const exec_request& req, const output_si
     if (!timed_out && (now >= deadline || cancel_now)) {
       timed_out = true;
       cancelled = cancel_now && now < deadline;
-      pid_t bash = -1;
-      auto kids = descendants(shell_host_pid);
-      if (!kids.empty()) bash = kids.front();
-      if (bash > 0) kill_tree(bash, false, kill_grace_);
+      if (shell_host_pid > 0) kill_tree(shell_host_pid, false, kill_grace_);  // the command, not bash
       give_up = clock_type::now() + std::chrono::milliseconds(500) + kill_grace_;
     } else if (timed_out && now >= give_up) {
       break;  // bash itself does not come back: it is replaced below
@@ -297,10 +294,7 @@ result<exec_result> shell_session::exec(const exec_request& req, const output_si
   }
   {
     std::lock_guard lock(state_mutex_);
-    if (bash_pid_ < 0 && shell_) {
-      auto kids = descendants(shell_->pid());
-      if (!kids.empty()) bash_pid_ = kids.front();
-    }
+    if (bash_pid_ < 0 && shell_) bash_pid_ = shell_->pid();
   }
   return res;
 }
