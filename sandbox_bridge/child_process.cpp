@@ -63,6 +63,10 @@ namespace {
 // daemon, in the PID namespace it entered) and exits. Only that process copies the daemon's memory,
 // until its execve moments later: no process keeps a copy-on-write image of the daemon.
 
+// The children run on memory they share with the daemon (the entering one on a borrowed stack):
+// no sanitizer bookkeeping there, as for posix_spawn's child.
+#define KH_SPAWN_CHILD __attribute__((no_sanitize("address", "undefined")))
+
 struct entry_job {
   const spawn_spec* spec;
   int stdio[3];
@@ -73,7 +77,7 @@ struct entry_job {
   int failed_errno = 0;
 };
 
-void say(const char* text) noexcept {
+KH_SPAWN_CHILD void say(const char* text) noexcept {
   for (std::size_t n = std::strlen(text); n > 0;) {
     const ssize_t w = ::write(2, text, n);
     if (w <= 0) return;
@@ -82,7 +86,7 @@ void say(const char* text) noexcept {
   }
 }
 
-[[noreturn]] void give_up(int code, const char* what, const char* subject, int err) noexcept {
+[[noreturn]] KH_SPAWN_CHILD void give_up(int code, const char* what, const char* subject, int err) noexcept {
   say("kernel-host: ");
   say(what);
   if (subject) say(subject);
@@ -94,7 +98,7 @@ void say(const char* text) noexcept {
 
 // The command's process (its own memory): cwd as root (as nsenter -W), privileges dropped as
 // setpriv does, then exec.
-[[noreturn]] void become_command(const entry_job& job) noexcept {
+[[noreturn]] KH_SPAWN_CHILD void become_command(const entry_job& job) noexcept {
   const sandbox_entry& e = *job.spec->enter;
   if (job.spec->new_session) ::setsid();
   sigset_t none;
@@ -119,7 +123,7 @@ void say(const char* text) noexcept {
 }
 
 // The entering child (the daemon's memory, its own files, fs and signal handlers).
-int enter_sandbox(void* arg) noexcept {
+KH_SPAWN_CHILD int enter_sandbox(void* arg) noexcept {
   auto& job = *static_cast<entry_job*>(arg);
   const sandbox_entry& e = *job.spec->enter;
   auto failed = [&](const char* step) {
