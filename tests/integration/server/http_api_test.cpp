@@ -264,12 +264,17 @@ TEST_F(http_api, input_request_is_answered_through_the_input_api) {
   EXPECT_THAT(seen, HasSubstr("who? "));
   auto answered = req("POST", "/api/contexts/" + id + "/input", R"({"value": "ada"})");
   EXPECT_EQ(answered.status, 200) << answered.body;
-  while (seen.find("execution_complete") == std::string::npos) {
+  auto complete = [&seen] {
+    const auto at = seen.find("execution_complete");
+    return at != std::string::npos && seen.find("\n\n", at) != std::string::npos;
+  };
+  while (!complete()) {
     auto more = c.read_some();
     ASSERT_FALSE(more.empty()) << seen;
     seen += more;
   }
-  EXPECT_THAT(seen, HasSubstr("hi ada"));
+  // print() may reach the client as several stdout events (one per write): join them.
+  EXPECT_THAT(stdout_of(sse_events(seen)), HasSubstr("hi ada")) << seen;
   expect_error_shape(req("POST", "/api/contexts/" + id + "/input", R"({"value": "x"})"), 409, "RESOURCE_BUSY");
   req("DELETE", "/api/contexts/" + id);
 }
