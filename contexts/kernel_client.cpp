@@ -282,7 +282,7 @@ void kernel_client::on_readable(channel ch) {
         ++counters_.dropped_bad_signature;
       else
         ++counters_.dropped_malformed;
-      kh::log::get("contexts")->warn("dropped a message on {}: {}", channel_name(ch), decoded.error().message);
+      log_dropped(ch, decoded.error());
       continue;
     }
     {
@@ -410,6 +410,21 @@ void kernel_client::fail_pending(const error& err) {
   std::vector<std::string> ids;
   for (auto& [id, entry] : pending_) ids.push_back(id);
   for (auto& id : ids) finish(id, std::unexpected(err));
+}
+
+void kernel_client::log_dropped(channel ch, const error& why) {
+  // A kernel sending garbage in a loop must not flood the daemon's log: the counters count
+  // every drop, the log says it once per interval.
+  const auto now = reactor::clock::now();
+  if (now < next_drop_log_) {
+    ++drops_unlogged_;
+    return;
+  }
+  next_drop_log_ = now + drop_log_interval;
+  const auto suppressed = std::exchange(drops_unlogged_, 0);
+  kh::log::get("contexts")->warn("dropped a message from kernel {} on {}: {}{}", info_.kernel_name, channel_name(ch),
+                                 why.message,
+                                 suppressed ? fmt::format(" ({} more dropped since the last report)", suppressed) : "");
 }
 
 void kernel_client::heartbeat_tick() {

@@ -163,6 +163,7 @@ class kernel_client : public std::enable_shared_from_this<kernel_client> {
   void maybe_finish(const std::string& msg_id);
   void fail_pending(const error& err);
   void heartbeat_tick();
+  void log_dropped(channel ch, const error& why);
   zmq::socket_t* socket_for(channel ch);
 
   reactor& reactor_;
@@ -180,6 +181,10 @@ class kernel_client : public std::enable_shared_from_this<kernel_client> {
   bool hb_outstanding_ = false;
   int hb_misses_ = 0;
   reactor::timer_id hb_timer_ = 0;
+  // Dropped messages are logged once, then at most once per drop_log_interval with a count.
+  static constexpr std::chrono::seconds drop_log_interval{10};
+  reactor::clock::time_point next_drop_log_{};
+  std::uint64_t drops_unlogged_ = 0;
 
   std::atomic<std::uint64_t> next_token_{1};
   std::atomic<bool> iopub_seen_{false};

@@ -13,16 +13,30 @@ Modes:
   never-ready      binds nothing and never answers: just sleeps (SIGINT ignored too)
   die-mid-cell     like normal, but an execute_request whose code contains "die" gets
                    status busy and then the process exits (code 0) without a reply
+  segv-mid-cell    the same, but the process dies of a real segmentation fault (SIGSEGV)
+  sigkill-mid-cell the same, but the process sends itself SIGKILL
+  sigkill-at-start kills itself with SIGKILL before binding anything
+  segv-at-kernel-info binds, then crashes (SIGSEGV) on the first kernel_info_request
+  segv-during-shutdown like normal, but a shutdown_request makes it crash (SIGSEGV) before replying
+
+Every mode (that runs cells) offers test hooks to the cell as `kh`:
+  kh.flood_messages(n)        n small stdout stream messages, as fast as pyzmq sends them
+  kh.flood_bytes(total, chunk) `total` bytes of stdout in `chunk`-byte stream messages
+  kh.send_garbage()           malformed and wrongly signed messages on IOPub and shell, each
+                              parented to the running request (they must all be dropped)
+Floods end early with KeyboardInterrupt on SIGINT (the cell's interrupt).
 """
 
 import argparse
 import contextlib
+import ctypes
 import datetime
 import hashlib
 import hmac
 import io
 import json
 import os
+import resource
 import signal
 import sys
 import threading
@@ -32,7 +46,9 @@ import uuid
 
 import zmq
 
-MODES = ("normal", "ignore-shutdown", "ignore-sigterm", "exit-at-start", "never-ready", "die-mid-cell")
+MODES = ("normal", "ignore-shutdown", "ignore-sigterm", "exit-at-start", "never-ready", "die-mid-cell",
+         "segv-mid-cell", "sigkill-mid-cell", "sigkill-at-start", "segv-at-kernel-info", "segv-during-shutdown")
+DYING_MODES = ("die-mid-cell", "segv-mid-cell", "sigkill-mid-cell")
 DELIMITER = b"<IDS|MSG>"
 PROTOCOL_VERSION = "5.3"
 
@@ -43,7 +59,9 @@ class Kernel:
         self.key = connection["key"].encode()
         self.session = str(uuid.uuid4())
         self.execution_count = 0
-        self.namespace = {"__name__": "__main__"}
+        self.namespace = {"__name__": "__main__", "kh": TestHooks(self)}
+        self.current = None  # header of the request being handled (the hooks' parent)
+        self.current_ids = []  # and its shell routing ids
         self.stopping = threading.Event()
         self.context = zmq.Context()
 
@@ -121,6 +139,11 @@ class Kernel:
             print(f"misbehaving kernel: dropped a message: {e}", file=sys.stderr, flush=True)
             return
         msg_type = header["msg_type"]
+        if msg_type == "kernel_info_request" and self.mode == "segv-at-kernel-info":
+            crash()
+        if msg_type == "shutdown_request" and self.mode == "segv-during-shutdown":
+            crash()
+        self.current, self.current_ids = header, identities
         self.publish("status", {"execution_state": "busy"}, header)
         try:
             handler = getattr(self, "do_" + msg_type, None)
@@ -135,7 +158,7 @@ class Kernel:
                 self.send(socket, msg_type.replace("_request", "_reply"), reply, header, identities)
         finally:
             self.publish("status", {"execution_state": "idle"}, header)
-        if msg_type == "shutdown_request" and self.mode in ("normal", "die-mid-cell"):
+        if msg_type == "shutdown_request" and self.mode in ("normal", *DYING_MODES):
             self.exit()
 
     def exit(self):
@@ -165,8 +188,12 @@ class Kernel:
 
     def do_execute_request(self, content, header):
         code = content.get("code", "")
-        if self.mode == "die-mid-cell" and "die" in code:
+        if self.mode in DYING_MODES and "die" in code:
             time.sleep(0.2)  # give the busy status time to leave
+            if self.mode == "segv-mid-cell":
+                crash()
+            if self.mode == "sigkill-mid-cell":
+                os.kill(os.getpid(), signal.SIGKILL)
             os._exit(0)
         silent = content.get("silent", False)
         if not silent:
@@ -199,12 +226,66 @@ class Kernel:
         return {"status": "ok", "comms": {}}
 
 
+def crash():
+    """A real segmentation fault (not a raised signal): reads address 0."""
+    sys.stderr.flush()
+    ctypes.string_at(0)
+
+
+class TestHooks:
+    """What a cell can ask the kernel to misbehave with (see the module docstring)."""
+
+    def __init__(self, kernel):
+        self.kernel = kernel
+
+    def _signed(self, msg_type, content):
+        k = self.kernel
+        header = {"msg_id": str(uuid.uuid4()), "session": k.session, "username": "kernel",
+                  "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                  "msg_type": msg_type, "version": PROTOCOL_VERSION}
+        parts = [json.dumps(p).encode() for p in (header, k.current or {}, {}, content)]
+        return [DELIMITER, k.sign(parts), *parts]
+
+    def flood_messages(self, n):
+        frames = self._signed("stream", {"name": "stdout", "text": "x\n"})
+        for _ in range(n):
+            self.kernel.iopub.send_multipart(frames)
+
+    def flood_bytes(self, total, chunk=1 << 20):
+        frames = self._signed("stream", {"name": "stdout", "text": "y" * (chunk - 1) + "\n"})
+        for _ in range(total // chunk):
+            self.kernel.iopub.send_multipart(frames)
+
+    def send_garbage(self):
+        k = self.kernel
+        good = self._signed("stream", {"name": "stdout", "text": "FORGED\n"})
+        reply = self._signed("execute_reply", {"status": "ok", "execution_count": 999999})
+        parts = good[2:]
+        wrong_key = hmac.new(b"not-the-key", digestmod=hashlib.sha256)
+        for part in parts:
+            wrong_key.update(part)
+        bad_json = [b"{not json", *parts[1:]]
+        for socket, frames in ((k.iopub, good), (k.shell, reply)):
+            ids = [] if socket is k.iopub else list(k.current_ids)
+            msg = frames[2:]
+            socket.send_multipart([*ids, *msg])                                   # no delimiter
+            socket.send_multipart([*ids, DELIMITER, frames[1], *msg[:2]])         # truncated
+            socket.send_multipart([*ids, DELIMITER, b"0" * 64, *msg])             # bad HMAC
+            socket.send_multipart([*ids, DELIMITER, wrong_key.hexdigest().encode(), *msg])  # other key
+            socket.send_multipart([*ids, DELIMITER, k.sign(bad_json), *bad_json])  # signed, not JSON
+            socket.send_multipart([*ids, DELIMITER])                              # delimiter only
+            socket.send_multipart([*ids, b"\xff" * 10])                           # one binary frame
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=MODES, default="normal")
     parser.add_argument("-f", dest="connection_file", required=True)
     args = parser.parse_args()
 
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # crashes on purpose leave no core files
+    if args.mode == "sigkill-at-start":
+        os.kill(os.getpid(), signal.SIGKILL)
     if args.mode == "exit-at-start":
         print("misbehaving kernel: exiting at start with code 3 (--mode exit-at-start)", file=sys.stderr, flush=True)
         sys.exit(3)

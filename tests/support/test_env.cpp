@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -84,5 +85,7 @@ bool process_gone(int pid) {
   auto close = content.rfind(')');
   return close != std::string::npos && close + 2 < content.size() && content[close + 2] == 'Z';
 }
+
+bool process_reaped(int pid) { return ::kill(pid, 0) != 0 && errno == ESRCH; }
 
 }  // namespace kh::test

@@ -47,4 +47,7 @@ std::string read_text(const std::filesystem::path& path);
 // True when no process with this pid exists (or it is a zombie awaiting reaping elsewhere).
 bool process_gone(int pid);
 
+// True when no process with this pid exists, not even a zombie: it exited and was reaped.
+bool process_reaped(int pid);
+
 }  // namespace kh::test
