@@ -66,7 +66,10 @@ void kernel_client::open_sockets() {
     socket->set(zmq::sockopt::reconnect_ivl, static_cast<int>(options_.reconnect_interval.count()));
     socket->set(zmq::sockopt::reconnect_ivl_max, 0);
     if (ch == channel::shell || ch == channel::input) socket->set(zmq::sockopt::routing_id, identity);
-    if (ch == channel::iopub) socket->set(zmq::sockopt::subscribe, "");
+    if (ch == channel::iopub) {
+      socket->set(zmq::sockopt::rcvhwm, options_.iopub_high_water_mark);
+      socket->set(zmq::sockopt::subscribe, "");
+    }
     socket->connect(info_.endpoint(ch));
     return socket;
   };

@@ -39,6 +39,11 @@ struct client_options {
   // completing it. Deno's kernel sometimes publishes a cell's last outputs after its
   // `status: idle`; 0 (the default) completes at once, as the protocol allows.
   std::chrono::milliseconds output_settle{0};
+  // Messages ZeroMQ may queue for us on IOPub before it stops reading from the kernel (whose
+  // PUB socket then drops, as the protocol allows). The high-water mark counts messages, not
+  // bytes: libzmq's default of 1000 let a kernel flooding 1 MiB messages park about 1 GB in the
+  // daemon. 64 bounds that to 64 MiB per kernel; the kernel's own PUB queue still absorbs bursts.
+  int iopub_high_water_mark = 64;
   std::string session;  // empty: a new UUID
   std::string username = "kernel-host";
 };

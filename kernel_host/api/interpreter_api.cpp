@@ -1,5 +1,8 @@
 #include "kernel_host/api/interpreter_api.hpp"
 
+#include <memory>
+#include <mutex>
+
 #include <fmt/format.h>
 
 #include "common/log.hpp"
@@ -47,12 +50,53 @@ void off_thread(server::work_pool& pool, request_context& rc, F&& fn) {
 }
 
 // The state of one /api/execute/code stream, shared by the kernel callbacks.
-struct execution_stream {
+struct execution_stream : std::enable_shared_from_this<execution_stream> {
   std::shared_ptr<server::responder> out;
   std::shared_ptr<host::context> context;
   std::atomic<bool> done{false};
   std::atomic<bool> saw_error{false};
   std::atomic<int> phase{0};  // 0 queued behind another cell, 1 started, 2 cancelled before starting
+
+  // A kernel writes faster than a client may read: output events (stdout, stderr, results) that
+  // would put more than max_unsent bytes in wait for the client are dropped and counted, and a
+  // stderr marker says how much was dropped once the client caught up (or at the end). Errors
+  // and the final event are never dropped.
+  static constexpr std::size_t max_unsent = 16u << 20;
+  std::atomic<std::size_t> unsent{0};
+  std::mutex drop_mutex;  // guards the two below (kernel callbacks run on the reactor or a worker)
+  std::uint64_t dropped_bytes = 0, dropped_events = 0;
+
+  void send(std::string chunk) {
+    const std::size_t size = chunk.size();
+    unsent += size;
+    out->write_then(std::move(chunk), [self = shared_from_this(), size](bool) { self->unsent -= size; });
+  }
+  // False (and counted) when the output event must be dropped.
+  bool admit(std::size_t size) {
+    std::lock_guard lock(drop_mutex);
+    if (unsent.load() + size > max_unsent && unsent.load() > 0) {
+      dropped_bytes += size;
+      ++dropped_events;
+      return false;
+    }
+    flush_marker_locked();
+    return true;
+  }
+  void flush_marker() {
+    std::lock_guard lock(drop_mutex);
+    flush_marker_locked();
+  }
+
+ private:
+  void flush_marker_locked() {
+    if (!dropped_events) return;
+    send(sse({{"type", "stderr"},
+              {"text", fmt::format("\n[kernel-host: {} bytes of output in {} messages were dropped: the client read "
+                                   "slower than the kernel wrote]\n",
+                                   dropped_bytes, dropped_events)},
+              {"timestamp", iso_timestamp()}}));
+    dropped_bytes = dropped_events = 0;
+  }
 };
 
 void handle_execute(request_context& rc, host::context_manager& contexts, server::work_pool& pool) {
@@ -112,7 +156,9 @@ void handle_execute(request_context& rc, host::context_manager& contexts, server
     auto event = iopub_to_event(msg);
     if (event.is_null()) return;
     if (event["type"] == "error") stream->saw_error = true;
-    stream->out->write(sse(event));
+    std::string chunk = sse(event);
+    if (event["type"] != "error" && !stream->admit(chunk.size())) return;
+    stream->send(std::move(chunk));
   };
   handlers.on_input_request = [stream](const ctx::message& msg) {
     stream->context->set_pending_input(msg);
@@ -126,6 +172,7 @@ void handle_execute(request_context& rc, host::context_manager& contexts, server
   handlers.on_done = [stream](result<ctx::message> reply) {
     if (stream->done.exchange(true)) return;
     stream->context->set_pending_input(std::nullopt);
+    stream->flush_marker();
     if (reply) {
       const auto& content = reply->content;
       const std::string status = content.value("status", "");

@@ -338,6 +338,11 @@ class connection_responder final : public responder {
   void write(std::string chunk) override {
     post([c = conn_, s = serial_, d = std::move(chunk)]() mutable { c->write_chunk(s, std::move(d)); });
   }
+  void write_then(std::string chunk, std::function<void(bool)> taken) override {
+    post([c = conn_, s = serial_, d = std::move(chunk), t = std::move(taken)]() mutable {
+      c->write_chunk(s, std::move(d), std::move(t));
+    });
+  }
   bool write_and_wait(std::string chunk) override {
     auto taken = std::make_shared<std::promise<bool>>();
     auto fut = taken->get_future();

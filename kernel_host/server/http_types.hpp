@@ -46,6 +46,12 @@ class responder {
   // Blocking (never on an I/O thread): writes a chunk and waits until the client took it, so a
   // producer of big streams holds at most one chunk in memory. False when the client is gone.
   virtual bool write_and_wait(std::string chunk) = 0;
+  // Non-blocking: writes a chunk and later tells `taken` (on the connection's strand) whether the
+  // client took it, so a producer that must not block can bound what waits for the client.
+  virtual void write_then(std::string chunk, std::function<void(bool)> taken) {
+    write(std::move(chunk));
+    if (taken) taken(true);
+  }
   virtual void end() = 0;
   // Called once, on the connection's strand, if the client goes away before end().
   virtual void on_disconnect(std::function<void()> handler) = 0;
