@@ -88,6 +88,8 @@ class child_process {
   void close_stdin() noexcept { stdin_.reset(); }
   void close_stdout() noexcept { stdout_.reset(); }
   void close_stderr() noexcept { stderr_.reset(); }
+  // Once the child is reaped its pidfd is useless: a record kept after exit must not hold it.
+  void close_pidfd() noexcept { pidfd_.reset(); }
 
   // Reaps the child if it exited; returns its wait status.
   std::optional<int> try_wait();

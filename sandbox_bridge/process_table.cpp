@@ -183,6 +183,7 @@ void process_table::reader(std::shared_ptr<entry> e) {
   }
   c.close_stdout();
   c.close_stderr();
+  c.close_pidfd();  // the table keeps finished processes' records: without this, one fd each
   int st = *c.status();
   {
     std::lock_guard lock(mutex_);
