@@ -95,8 +95,9 @@ export function processSample(pid) {
 
 // POST /api/execute/code and read its SSE stream as it comes: each event goes to `onEvent`
 // (stdout/stderr text is not kept unless `keepText`), the answer is { status, events, text,
-// outputBytes, last } where `last` is the final event (execution_complete or error).
-export async function runCode(base, body, { onEvent = () => {}, keepText = true, signal } = {}) {
+// outputBytes, last } where `last` is the final event (execution_complete or error). `hold`, if
+// given, is awaited after each chunk read: a slow client.
+export async function runCode(base, body, { onEvent = () => {}, keepText = true, signal, hold } = {}) {
   const res = await fetch(`${base}/api/execute/code`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal,
   });
@@ -126,6 +127,7 @@ export async function runCode(base, body, { onEvent = () => {}, keepText = true,
       start = nl + 1;
     }
     if (start < buf.length) partial.push(buf.subarray(start));
+    if (hold) await hold(out);
   }
   return out;
 }

@@ -191,6 +191,30 @@ describe('a kernel that floods IOPub', () => {
     assert.ok(maxRss < 500 * 2 ** 20, `daemon RSS peaked at ${maxRss} bytes`);
   });
 
+  test('a client that stops reading: what waits for it is bounded, the rest is dropped with a marker', async () => {
+    const id = await createContext(daemon, { kernel: 'kh-test-normal' });
+    let held = false;
+    const stderr = [];
+    const flooded = await runCode(daemon.url, { context_id: id, code: 'kh.flood_bytes(256 << 20)' }, {
+      keepText: false,
+      onEvent: (e) => e.type === 'stderr' && stderr.push(e.text),
+      // after the first chunk, read nothing more until the kernel has finished the cell
+      hold: async () => {
+        if (held) return;
+        held = true;
+        await until(async () => (await request(`${daemon.url}/api/contexts/${id}`, { method: 'GET' })).json.context.state === 'idle');
+      },
+    });
+    assert.equal(flooded.last.type, 'execution_complete');
+    const marker = stderr.join('').match(/\[kernel-host: (\d+) bytes of output in (\d+) messages were dropped: the client read slower/);
+    assert.ok(marker, 'a marker says what was dropped');
+    assert.ok(Number(marker[1]) > 0 && Number(marker[2]) > 0);
+    console.log(`# slow client: ${flooded.outputBytes} bytes streamed, ${marker[1]} bytes in ${marker[2]} messages dropped, daemon peak RSS ${(maxRss / 2 ** 20).toFixed(0)} MiB`);
+    assert.ok(flooded.outputBytes < 256 << 20);
+    assert.ok(maxRss < 500 * 2 ** 20, `daemon RSS peaked at ${maxRss} bytes`);
+    await request(`${daemon.url}/api/contexts/${id}`, { method: 'DELETE' });
+  });
+
   test('an interrupt stops a flooding cell; the context keeps working', async () => {
     const id = await createContext(daemon, { kernel: 'kh-test-normal' });
     let interrupted;
