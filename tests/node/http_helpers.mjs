@@ -131,3 +131,9 @@ export async function runCode(base, body, { onEvent = () => {}, keepText = true,
   }
   return out;
 }
+
+// Memory bounds in tests: a sanitizer build (KH_SANITIZE, set by ctest) adds shadow memory and
+// ASan's quarantine (up to 256 MiB of freed blocks) to the daemon's resident size.
+export const SANITIZED = Boolean(process.env.KH_SANITIZE);
+export const MIB = 2 ** 20;
+export const rssAllowance = (mib) => (SANITIZED ? mib * 3 + 300 : mib) * MIB;

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 
 import { startDaemon } from './daemon.mjs';
-import { descendants, post, processSample, request, runCode, survivors, until } from './http_helpers.mjs';
+import { descendants, post, processSample, request, rssAllowance, runCode, SANITIZED, survivors, until } from './http_helpers.mjs';
 
 // The daemon sees the test kernels (kh-test-*) besides the usual kernelspecs.
 function daemonWithTestKernels(args = ['--python-pool', '0']) {
@@ -99,7 +99,9 @@ describe('kernels that crash', () => {
   });
 
   for (const signal of ['SIGKILL', 'SIGSEGV']) {
-    test(`our Python kernel killed from outside with ${signal} mid-cell: KERNEL_DIED, restart works`, async () => {
+    // an AddressSanitizer build of kernel-host-python turns SIGSEGV into a report and exit code 1
+    const skip = signal === 'SIGSEGV' && SANITIZED ? 'kernel-host-python handles SIGSEGV itself under ASan' : false;
+    test(`our Python kernel killed from outside with ${signal} mid-cell: KERNEL_DIED, restart works`, { skip }, async () => {
       const id = await createContext(daemon, { language: 'python' });
       let killed;
       const code = 'import os, time\nprint(os.getpid(), flush=True)\nwhile True: time.sleep(0.01)';
@@ -180,7 +182,7 @@ describe('a kernel that floods IOPub', () => {
     // high-water mark, as with any Jupyter client): what arrives is whole messages.
     assert.ok([0, 'end of flood\n'.length].includes(flooded.outputBytes % (1 << 20)), `${flooded.outputBytes} bytes`);
     assert.ok(flooded.outputBytes > 0);
-    assert.ok(maxRss < 500 * 2 ** 20, `daemon RSS peaked at ${maxRss} bytes`);
+    assert.ok(maxRss < rssAllowance(500), `daemon RSS peaked at ${maxRss} bytes`);
   });
 
   test('a million small messages: memory stays bounded, the cell completes', async () => {
@@ -188,7 +190,7 @@ describe('a kernel that floods IOPub', () => {
     assert.equal(flooded.last.type, 'execution_complete');
     console.log(`# 1e6-message flood: ${flooded.outputBytes} bytes (2 a message) streamed, ${droppedByDaemon(flooded)} bytes of events dropped with a marker, daemon peak RSS ${(maxRss / 2 ** 20).toFixed(0)} MiB`);
     assert.ok(flooded.outputBytes > 0);
-    assert.ok(maxRss < 500 * 2 ** 20, `daemon RSS peaked at ${maxRss} bytes`);
+    assert.ok(maxRss < rssAllowance(500), `daemon RSS peaked at ${maxRss} bytes`);
   });
 
   test('a client that stops reading: what waits for it is bounded, the rest is dropped with a marker', async () => {
@@ -211,7 +213,7 @@ describe('a kernel that floods IOPub', () => {
     assert.ok(Number(marker[1]) > 0 && Number(marker[2]) > 0);
     console.log(`# slow client: ${flooded.outputBytes} bytes streamed, ${marker[1]} bytes in ${marker[2]} messages dropped, daemon peak RSS ${(maxRss / 2 ** 20).toFixed(0)} MiB`);
     assert.ok(flooded.outputBytes < 256 << 20);
-    assert.ok(maxRss < 500 * 2 ** 20, `daemon RSS peaked at ${maxRss} bytes`);
+    assert.ok(maxRss < rssAllowance(500), `daemon RSS peaked at ${maxRss} bytes`);
     await request(`${daemon.url}/api/contexts/${id}`, { method: 'DELETE' });
   });
 
@@ -230,7 +232,7 @@ describe('a kernel that floods IOPub', () => {
     assert.equal(flooded.last.ename, 'KeyboardInterrupt');
     const next = await runCode(daemon.url, { context_id: id, code: 'print("still here")' });
     assert.equal(next.text, 'still here\n');
-    assert.ok(maxRss < 500 * 2 ** 20, `daemon RSS peaked at ${maxRss} bytes`);
+    assert.ok(maxRss < rssAllowance(500), `daemon RSS peaked at ${maxRss} bytes`);
     await request(`${daemon.url}/api/contexts/${id}`, { method: 'DELETE' });
   });
 });

@@ -11,7 +11,7 @@ import { readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { startDaemon } from './daemon.mjs';
-import { descendants, post, processSample, request, runCode } from './http_helpers.mjs';
+import { descendants, MIB, post, processSample, request, runCode, SANITIZED } from './http_helpers.mjs';
 
 const SECONDS = Number(process.env.KH_SOAK_SECONDS ?? 60);
 const WORKERS = 6;
@@ -193,5 +193,7 @@ test(`soak: ${WORKERS} clients of mixed load for ${SECONDS} s; no unexpected ans
   assert.ok(final.processes <= baseline.processes, `processes ${final.processes} > baseline ${baseline.processes}`);
   const settled = median(after.map((s) => s.rss));
   const late = median(lastQuarter.map((s) => s.rss));
-  assert.ok(late <= settled * 1.5 + 20 * 2 ** 20, `RSS grew: post-warm-up median ${settled}, last-quarter median ${late}`);
+  // (ASan's quarantine of freed blocks fills up to 256 MiB over a run: allowed for on top)
+  const allowed = settled * 1.5 + 20 * MIB + (SANITIZED ? 300 * MIB : 0);
+  assert.ok(late <= allowed, `RSS grew: post-warm-up median ${settled}, last-quarter median ${late}`);
 });

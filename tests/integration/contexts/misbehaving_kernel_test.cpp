@@ -206,7 +206,13 @@ void expect_outside_kill_mid_cell(int signal) {
 
 TEST(kernel_crashes, real_kernel_sigkilled_from_outside_mid_cell) { expect_outside_kill_mid_cell(SIGKILL); }
 
-TEST(kernel_crashes, real_kernel_segfaulted_from_outside_mid_cell) { expect_outside_kill_mid_cell(SIGSEGV); }
+TEST(kernel_crashes, real_kernel_segfaulted_from_outside_mid_cell) {
+#if defined(__SANITIZE_ADDRESS__)
+  // An ASan-built kernel-host-python turns SIGSEGV into a report and exit code 1, not a signal death.
+  GTEST_SKIP() << "kernel-host-python is built with AddressSanitizer, which handles SIGSEGV itself";
+#endif
+  expect_outside_kill_mid_cell(SIGSEGV);
+}
 
 // Malformed frames (no delimiter, too few frames, invalid JSON) and wrongly signed messages on
 // IOPub and shell, all parented to the running cell: every one is dropped and counted, none
