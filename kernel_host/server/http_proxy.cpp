@@ -24,40 +24,41 @@ namespace kh::server {
 // ---- upstream_pool ------------------------------------------------------------------------------
 
 upstream_pool::~upstream_pool() {
-  for (auto& [key, fds] : idle_)
-    for (int fd : fds) ::close(fd);
+  for (auto& [key, idle] : idle_)
+    for (const auto& c : idle) ::close(c.fd);
 }
 
 int upstream_pool::take(const std::string& key) {
   std::lock_guard lock(mutex_);
   auto it = idle_.find(key);
   if (it == idle_.end()) return -1;
+  const auto oldest = std::chrono::steady_clock::now() - max_idle_;
   while (!it->second.empty()) {
-    const int fd = it->second.back();
+    const auto c = it->second.back();
     it->second.pop_back();
-    // Closed by the upstream while idle (EOF or an error pending)? Then it is of no use.
+    // Closed by the upstream while idle (EOF or an error pending), or about to be? Then it is of no use.
     char byte;
-    const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return fd;
-    ::close(fd);
+    const ssize_t n = ::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (c.since >= oldest && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return c.fd;
+    ::close(c.fd);
   }
   return -1;
 }
 
 void upstream_pool::give(const std::string& key, int fd) {
   std::lock_guard lock(mutex_);
-  auto& fds = idle_[key];
-  if (fds.size() >= 64) {
+  auto& idle = idle_[key];
+  if (idle.size() >= 64) {
     ::close(fd);
     return;
   }
-  fds.push_back(fd);
+  idle.push_back({fd, std::chrono::steady_clock::now()});
 }
 
 void upstream_pool::drop(std::string_view key_prefix) {
   std::lock_guard lock(mutex_);
   for (auto it = idle_.lower_bound(key_prefix); it != idle_.end() && it->first.starts_with(key_prefix);) {
-    for (int fd : it->second) ::close(fd);
+    for (const auto& c : it->second) ::close(c.fd);
     it = idle_.erase(it);
   }
 }
@@ -80,6 +81,11 @@ std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 // Errors are built outside the coroutines: GCC 12 mishandles initializer lists in coroutine frames.
 error upstream_error(errc code, std::uint16_t port, std::string message) {
   return error{code, std::move(message), nl::json{{"port", port}}};
+}
+
+error closed_without_answer(std::uint16_t port, const std::string& why) {
+  return upstream_error(errc::service_not_responding, port,
+                        fmt::format("the service on port {} closed the connection without an answer ({})", port, why));
 }
 
 std::shared_ptr<spdlog::logger> access_log() {
@@ -117,7 +123,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
     client_keep_alive_ = req.keep_alive();
     upgrade_ = !req[http::field::upgrade].empty();
 
-    if (auto connected = co_await connect_upstream(); !connected) {
+    if (auto connected = co_await connect_upstream(true); !connected) {
       co_await answer_error(connected.error());
       co_return;
     }
@@ -135,16 +141,23 @@ class exchange : public std::enable_shared_from_this<exchange> {
     req.version(11);
     if (!upgrade_) req.keep_alive(true);
 
-    // Both directions at once: an upstream may answer before it has read the whole body.
-    net::co_spawn(client_.get_executor(), [self = shared_from_this()] { return self->relay_request(); }, net::detached);
+    // A request without a body goes out whole before its answer is read, so it can go again on a
+    // fresh connection. With a body, both directions at once: an upstream may answer before it
+    // has read the whole body.
+    bodyless_ = req_.is_done() && !upgrade_;
+    if (!bodyless_)
+      net::co_spawn(client_.get_executor(), [self = shared_from_this()] { return self->relay_request(); }, net::detached);
     co_await relay_response();
   }
 
-  // A pooled connection, or a new one from route_.open_socket, connected to 127.0.0.1:port.
-  awaitable<result<void>> connect_upstream() {
-    if (int fd = pool_->take(route_.pool_key); fd >= 0) {
+  // A pooled connection (when allowed), or a new one from route_.open_socket, connected to
+  // 127.0.0.1:port.
+  awaitable<result<void>> connect_upstream(bool pooled) {
+    reused_ = false;
+    if (int fd = pooled ? pool_->take(route_.pool_key) : -1; fd >= 0) {
       beast::error_code ec;
       upstream_.assign(tcp::v4(), fd, ec);
+      reused_ = !ec;
       if (!ec) co_return result<void>{};
     }
     // open_socket may call back on another thread: hand the result to this strand, wake up.
@@ -175,25 +188,74 @@ class exchange : public std::enable_shared_from_this<exchange> {
   awaitable<void> relay_request() {
     auto self = shared_from_this();
     http::request_serializer<http::buffer_body> sr{req_.get()};
-    auto ec = co_await relay_body(client_, cbuf_, req_, upstream_, sr);
-    request_done_ = true;
-    if (ec && !response_done_) close_all();
+    bool upstream_failed = false;
+    auto ec = co_await relay_body(client_, cbuf_, req_, upstream_, sr, upstream_failed);
+    request_done_ = !ec;
+    if (!ec || response_done_) co_return;
+    // The upstream stopped taking the body: without an answer yet, closing it makes the answer
+    // an error (502); with one, the answer goes on and the client's connection closes after it.
+    if (upstream_failed) {
+      if (!answered_) upstream_.close(ec);
+      co_return;
+    }
+    close_all();  // the client went away
+  }
+
+  // A request without a body, sent whole. False when the upstream connection failed.
+  awaitable<bool> send_bodyless_request() {
+    auto& body = req_.get().body();
+    body.data = nullptr;
+    body.size = 0;
+    body.more = false;
+    http::request_serializer<http::buffer_body> sr{req_.get()};
+    beast::error_code ec;
+    co_await http::async_write(upstream_, sr, redirect_error(use_awaitable, ec));
+    if (ec == http::error::need_buffer) ec = {};
+    request_done_ = !ec;
+    co_return !ec;
+  }
+
+  // A pooled connection may have been closed by the upstream just as the request went out on it
+  // (its idle timeout): nothing of an answer came. A request without a body goes again, once, on
+  // a fresh connection.
+  bool may_retry() const { return bodyless_ && reused_ && !retried_ && !answered_ && ubuf_.size() == 0; }
+
+  awaitable<result<void>> retry_on_fresh_connection() {
+    retried_ = true;
+    beast::error_code ec;
+    upstream_.close(ec);
+    if (auto connected = co_await connect_upstream(false); !connected) co_return connected;
+    if (!co_await send_bodyless_request())
+      co_return std::unexpected(closed_without_answer(route_.port, "the request could not be sent"));
+    co_return result<void>{};
   }
 
   awaitable<void> relay_response() {
     auto self = shared_from_this();
     beast::error_code ec;
+    if (bodyless_ && !co_await send_bodyless_request()) {
+      auto retried = may_retry() ? co_await retry_on_fresh_connection()
+                                 : result<void>(std::unexpected(closed_without_answer(route_.port, "the request could not be sent")));
+      if (!retried) {
+        co_await answer_error(retried.error());
+        co_return;
+      }
+    }
     for (;;) {
       res_.emplace();
       res_->header_limit(64 * 1024);
       res_->body_limit(std::numeric_limits<std::uint64_t>::max());
       if (method_ == "HEAD") res_->skip(true);
       co_await http::async_read_header(upstream_, ubuf_, *res_, redirect_error(use_awaitable, ec));
+      if (ec && may_retry()) {
+        auto retried = co_await retry_on_fresh_connection();
+        if (retried) continue;
+        co_await answer_error(retried.error());
+        co_return;
+      }
       if (ec) {
         if (!answered_) {
-          const auto err = upstream_error(errc::service_not_responding, route_.port,
-                                          fmt::format("the service on port {} closed the connection without an answer ({})", route_.port, ec.message()));
-          co_await answer_error(err);
+          co_await answer_error(closed_without_answer(route_.port, ec.message()));
         } else {
           close_all();
         }
@@ -219,7 +281,8 @@ class exchange : public std::enable_shared_from_this<exchange> {
     res.version(11);
     res.keep_alive(client_keep_alive_);
     http::response_serializer<http::buffer_body> sr{res};
-    ec = co_await relay_body(upstream_, ubuf_, *res_, client_, sr);
+    bool client_failed = false;
+    ec = co_await relay_body(upstream_, ubuf_, *res_, client_, sr, client_failed);
     response_done_ = true;
     log_access();
     if (ec) co_return close_all();
@@ -227,12 +290,14 @@ class exchange : public std::enable_shared_from_this<exchange> {
   }
 
   // Beast's relay, asynchronous and with read_some so a slow stream (SSE) flows as it comes.
+  // out_failed tells a failure to write to `out` from one to read from `in`.
   template <bool isRequest>
   awaitable<beast::error_code> relay_body(tcp::socket& in, beast::flat_buffer& buf, http::parser<isRequest, http::buffer_body>& p,
-                                          tcp::socket& out, http::serializer<isRequest, http::buffer_body>& sr) {
+                                          tcp::socket& out, http::serializer<isRequest, http::buffer_body>& sr, bool& out_failed) {
     beast::error_code ec;
     std::unique_ptr<char[]> slice(new char[kSlice]);
     co_await http::async_write_header(out, sr, redirect_error(use_awaitable, ec));
+    out_failed = static_cast<bool>(ec);
     if (ec) co_return ec;
     do {
       if (!p.is_done()) {
@@ -253,6 +318,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
       }
       co_await http::async_write(out, sr, redirect_error(use_awaitable, ec));
       if (ec == http::error::need_buffer) ec = {};
+      out_failed = static_cast<bool>(ec);
       if (ec) co_return ec;
     } while (!p.is_done() && !sr.is_done());  // as Beast's relay: one more write would repeat the last chunk
     co_return ec;
@@ -356,6 +422,9 @@ class exchange : public std::enable_shared_from_this<exchange> {
   int pipes_ended_ = 0;
   bool client_keep_alive_ = false;
   bool upgrade_ = false;
+  bool bodyless_ = false;  // the request has no body: sent whole, may go again on a fresh connection
+  bool reused_ = false;    // the upstream connection came from the pool
+  bool retried_ = false;
   bool answered_ = false;
   bool request_done_ = false;
   bool response_done_ = false;

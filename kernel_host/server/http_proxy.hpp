@@ -22,19 +22,28 @@
 
 namespace kh::server {
 
-// Idle upstream connections by key (e.g. "sandbox/port"), for reuse. Thread-safe.
+// Idle upstream connections by key (e.g. "sandbox/port"), for reuse. Thread-safe. A connection
+// idle longer than max_idle is closed rather than reused: servers close idle keep-alive
+// connections on their own (Node after 5 s), and one closed just as a request goes out on it is
+// lost. (The proxy retries a request without a body on a fresh connection when that happens.)
 class upstream_pool {
  public:
+  explicit upstream_pool(std::chrono::milliseconds max_idle = std::chrono::milliseconds(4000)) : max_idle_(max_idle) {}
   ~upstream_pool();
-  // An idle connection that the upstream has not closed, or -1.
+  // An idle connection that the upstream has not closed and that is not too old, or -1.
   int take(const std::string& key);
   void give(const std::string& key, int fd);
   // Closes the idle connections of every key that starts with the prefix.
   void drop(std::string_view key_prefix);
 
  private:
+  struct idle_connection {
+    int fd;
+    std::chrono::steady_clock::time_point since;
+  };
+  const std::chrono::milliseconds max_idle_;
   std::mutex mutex_;
-  std::map<std::string, std::vector<int>, std::less<>> idle_;
+  std::map<std::string, std::vector<idle_connection>, std::less<>> idle_;
 };
 
 struct proxy_route {

@@ -20,10 +20,10 @@ const BIG = randomBytes(50 * 1024 * 1024);
 
 // One request by node:http to the daemon, with any Host header; the body may be a Buffer or an
 // async iterable (then sent chunked).
-function request(base, { method = 'GET', path = '/', host, headers = {}, body } = {}) {
+function request(base, { method = 'GET', path = '/', host, headers = {}, body, agent } = {}) {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, method, path, headers: { ...(host ? { host } : {}), ...headers } }, (res) => {
+    const req = http.request({ agent, host: url.hostname, port: url.port, method, path, headers: { ...(host ? { host } : {}), ...headers } }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -195,6 +195,41 @@ describe('preview URLs and the reverse proxy', () => {
     assert.equal(idle.status, 502);
     assert.equal(JSON.parse(idle.body).code, 'SERVICE_NOT_RESPONDING');
     // a daemon token does not apply to preview URLs, but still to /api (checked in its own test below)
+  });
+
+  test('16 keep-alive clients at once through both forms: every answer whole and in order', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    const client = async (n) => {
+      for (let i = 0; i < 40; i++) {
+        const path = `/headers?client=${n}&i=${i}`;
+        const r = i % 2 ? await request(daemon.url, { agent, path, host: hostOf(APP_PORT) })
+          : await request(daemon.url, { agent, path: pathOf(APP_PORT, path) });
+        assert.equal(r.status, 200, `client ${n} request ${i}: ${r.body}`);
+        assert.equal(JSON.parse(r.body).path, path);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, (_, n) => client(n)));
+    agent.destroy();
+  });
+
+  test('a pooled upstream connection the service closed: a request without a body goes again, one with a body gets a 502', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 10; i++) {
+      // leaves an idle upstream connection in the proxy's pool, which the next request takes
+      const warm = await request(daemon.url, { agent, path: '/headers', host: hostOf(APP_PORT) });
+      assert.equal(warm.status, 200);
+      const r = await request(daemon.url, { agent, path: '/drop-if-reused', host: hostOf(APP_PORT) });
+      assert.equal(r.status, 200, `round ${i}: ${r.body}`);
+      assert.equal(JSON.parse(r.body).served, 1, 'answered on a fresh upstream connection');
+    }
+    const warm = await request(daemon.url, { agent, path: '/headers', host: hostOf(APP_PORT) });
+    assert.equal(warm.status, 200);
+    const post = await request(daemon.url, { agent, method: 'POST', path: '/drop-if-reused', host: hostOf(APP_PORT), body: Buffer.from('payload') });
+    assert.equal(post.status, 502);
+    assert.equal(JSON.parse(post.body).code, 'SERVICE_NOT_RESPONDING');
+    const after = await request(daemon.url, { agent, path: '/headers', host: hostOf(APP_PORT) });
+    assert.equal(after.status, 200);
+    agent.destroy();
   });
 
   test('WebSocket through both preview forms and ws-connect: frames both ways, close code kept', async () => {
