@@ -41,7 +41,7 @@ struct file_content {
 };
 
 // A write in parts (an upload as it arrives): the bytes go to a temp file beside the target and
-// commit() renames it over the target. Dropped without commit (a cut upload, a full disk), the temp
+// commit() puts it in the target's place in one step. Dropped without commit (a cut upload, a full disk), the temp
 // file is removed and the target is untouched.
 class atomic_write {
  public:
@@ -60,6 +60,7 @@ class atomic_write {
   unique_fd dir_, file_;
   std::string path_, name_, tmp_;
   mode_t mode_ = 0644;
+  bool replaces_file_ = false;  // a regular file of that name existed when the write began
   uid_t uid_ = 0;
   gid_t gid_ = 0;
   std::uint64_t size_ = 0;

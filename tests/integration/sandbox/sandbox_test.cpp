@@ -266,6 +266,13 @@ TEST_F(sandbox_test, files_are_confined_atomic_and_exact) {
   EXPECT_EQ(rd->bytes, bytes);
   EXPECT_TRUE(rd->is_binary);
   EXPECT_EQ(run(*b, "stat -c %u deep/dir/data.bin").stdout_data, "1000\n");
+  // Rewriting a file puts the new content in its place (names swapped, the old content removed):
+  // its mode is kept and no temp file stays beside it.
+  run(*b, "chmod 0750 deep/dir/data.bin");
+  ASSERT_TRUE(f.write("deep/dir/data.bin", "/workspace", "new content"));
+  EXPECT_EQ(f.read("deep/dir/data.bin", "/workspace")->bytes, "new content");
+  EXPECT_EQ(run(*b, "stat -c %a deep/dir/data.bin; ls -A deep/dir").stdout_data, "750\ndata.bin\n");
+  ASSERT_TRUE(f.write("deep/dir/data.bin", "/workspace", bytes));
   // Escapes: .. above the root, and a symlink to /etc in the workspace.
   EXPECT_EQ(f.read("../../etc/passwd", "/workspace").error().code, errc::permission_denied);
   run(*b, "ln -s /etc /workspace/etc-link; ln -s ../.. /workspace/up");
