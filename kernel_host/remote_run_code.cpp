@@ -123,6 +123,19 @@ std::optional<nl::json> call(const server_url& url, const std::string& token, ht
 }
 
 // Prints one event as a terminal user wants it; returns false for a terminal event.
+// Reads the next piece of a streamed answer's body onto `out`; false on an error (in ec).
+template <class Connection>
+bool read_piece(Connection& c, http::response_parser<http::buffer_body>& parser, std::string& out, beast::error_code& ec) {
+  char chunk[8192];
+  parser.get().body().data = chunk;
+  parser.get().body().size = sizeof(chunk);
+  http::read(c.stream(), c.buffer(), parser, ec);
+  if (ec == http::error::need_buffer) ec = {};
+  if (ec) return false;
+  out.append(chunk, sizeof(chunk) - parser.get().body().size);
+  return true;
+}
+
 void print_event(const nl::json& e) {
   const std::string type = e.value("type", "");
   if (type == "stdout" || type == "stderr") {
@@ -194,31 +207,18 @@ int run_code_remote(const remote_run_options& o, std::string code) {
       error = fmt::format("no answer from the server: {}", ec.message());
     } else if (parser.get().result_int() != 200) {
       std::string text;
-      char chunk[8192];
-      while (!parser.is_done()) {
-        parser.get().body().data = chunk;
-        parser.get().body().size = sizeof(chunk);
-        http::read(c.stream(), c.buffer(), parser, ec);
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) break;
-        text.append(chunk, sizeof(chunk) - parser.get().body().size);
+      while (!parser.is_done() && read_piece(c, parser, text, ec)) {
       }
       auto j = nl::json::parse(text, nullptr, false);
       error = j.is_object() ? fmt::format("{} {}: {}", parser.get().result_int(), j.value("code", ""), j.value("message", ""))
                             : fmt::format("HTTP {}", parser.get().result_int());
     } else {
       std::string pending;
-      char chunk[8192];
       while (!parser.is_done()) {
-        parser.get().body().data = chunk;
-        parser.get().body().size = sizeof(chunk);
-        http::read(c.stream(), c.buffer(), parser, ec);
-        if (ec == http::error::need_buffer) ec = {};
-        if (ec) {
+        if (!read_piece(c, parser, pending, ec)) {
           error = fmt::format("the stream broke: {}", ec.message());
           break;
         }
-        pending.append(chunk, sizeof(chunk) - parser.get().body().size);
         for (std::size_t end; (end = pending.find("\n\n")) != std::string::npos;) {
           std::string event = pending.substr(0, end);
           pending.erase(0, end + 2);
