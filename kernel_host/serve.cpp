@@ -37,10 +37,11 @@ std::size_t parse_size(std::string text) {
 // mmap threshold: each was a fresh mapping, page-faulted in and unmapped again, which cost more
 // CPU than the request's own work (1 MiB read: 2.5 ms of daemon CPU, 0.8 ms with this). Such
 // blocks now come from the heap and freed memory stays there for the next request, up to the
-// trim threshold; beyond 64 MiB it goes back to the system (big files stream in pieces).
+// trim threshold (8 MiB free at the top of an arena; with up to 8 arenas per core that bounds what
+// stays); blocks above 16 MiB are mappings of their own again (big files stream in pieces).
 void keep_big_blocks_in_the_heap() {
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 16 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
 }
 
 }  // namespace
