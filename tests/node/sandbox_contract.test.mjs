@@ -231,7 +231,9 @@ describe('@cloudflare/sandbox clients against the sandbox routes', () => {
     await p.killProcess('tree');
     const killed = await (await fetch(`${base}/api/process/tree`)).json();
     assert.equal(killed.process.status, 'killed');
-    const after = await client.commands.execute("pgrep -fc '^sleep 60$' || true", NO_SESSION);
+    // 'other' is `bash -c 'sleep 60'` until bash execs sleep (later on a slow machine): the pattern
+    // matches it in both forms, once.
+    const after = await client.commands.execute("pgrep -fc 'sleep 60$' || true", NO_SESSION);
     assert.equal(after.stdout.trim(), '1'); // only 'other' is left: the tree's background sleep died too
     const cleaned = await p.killAllProcesses();
     assert.equal(cleaned.cleanedCount, 1);
@@ -264,7 +266,9 @@ describe('@cloudflare/sandbox clients against the sandbox routes', () => {
     await a.files.writeFile('/workspace/secret.txt', 'a-only', 'default');
     await a.processes.startProcess('sleep 120', 'default', { processId: 'a-sleeper' });
     assert.equal((await b.files.exists('/workspace/secret.txt', 'default')).exists, false);
-    const seen = await b.commands.execute("pgrep -fc '^sleep 120$' || true", 'default');
+    const own = await a.commands.execute("pgrep -fc 'sleep 120$' || true", 'default');
+    assert.equal(own.stdout.trim(), '1');
+    const seen = await b.commands.execute("pgrep -fc 'sleep 120$' || true", 'default');
     assert.equal(seen.stdout.trim(), '0');
     assert.equal((await b.processes.listProcesses()).processes.length, 0);
     const hostPids = sandboxHostPids('iso-a');
