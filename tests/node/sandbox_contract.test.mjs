@@ -13,6 +13,12 @@ import { post, survivors } from './http_helpers.mjs';
 
 const NO_SESSION = '__DISABLE_SESSION__';
 
+// A command counting the sandbox's processes whose command line ends with `tail`, once at least
+// one is there or after 5 s: a process just started may still be its launcher or `bash -c ...`
+// (on a slow machine) before it execs the program.
+const countOnceThere = (tail) =>
+  `for i in $(seq 50); do n=$(pgrep -fc '${tail}$'); [ "$n" -ge 1 ] && break; sleep 0.1; done; echo $n`;
+
 async function events(stream) {
   const out = [];
   for await (const ev of parseSSEStream(stream)) out.push(ev);
@@ -231,9 +237,7 @@ describe('@cloudflare/sandbox clients against the sandbox routes', () => {
     await p.killProcess('tree');
     const killed = await (await fetch(`${base}/api/process/tree`)).json();
     assert.equal(killed.process.status, 'killed');
-    // 'other' is `bash -c 'sleep 60'` until bash execs sleep (later on a slow machine): the pattern
-    // matches it in both forms, once.
-    const after = await client.commands.execute("pgrep -fc 'sleep 60$' || true", NO_SESSION);
+    const after = await client.commands.execute(countOnceThere('sleep 60'), NO_SESSION);
     assert.equal(after.stdout.trim(), '1'); // only 'other' is left: the tree's background sleep died too
     const cleaned = await p.killAllProcesses();
     assert.equal(cleaned.cleanedCount, 1);
@@ -266,7 +270,7 @@ describe('@cloudflare/sandbox clients against the sandbox routes', () => {
     await a.files.writeFile('/workspace/secret.txt', 'a-only', 'default');
     await a.processes.startProcess('sleep 120', 'default', { processId: 'a-sleeper' });
     assert.equal((await b.files.exists('/workspace/secret.txt', 'default')).exists, false);
-    const own = await a.commands.execute("pgrep -fc 'sleep 120$' || true", 'default');
+    const own = await a.commands.execute(countOnceThere('sleep 120'), 'default');
     assert.equal(own.stdout.trim(), '1');
     const seen = await b.commands.execute("pgrep -fc 'sleep 120$' || true", 'default');
     assert.equal(seen.stdout.trim(), '0');
