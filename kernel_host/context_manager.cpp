@@ -1,6 +1,7 @@
 #include "kernel_host/context_manager.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <future>
 
 #include <fmt/format.h>
@@ -22,6 +23,30 @@ std::shared_ptr<spdlog::logger> logger() {
 
 // A JSON string literal is also a valid Python and JavaScript string literal.
 std::string literal(const std::string& text) { return nl::json(text).dump(-1, ' ', false, nl::json::error_handler_t::replace); }
+
+const char* reason_name(end_reason why) {
+  switch (why) {
+    case end_reason::deleted: return "deleted";
+    case end_reason::idle: return "idle";
+    case end_reason::sandbox_slept: return "sandbox_slept";
+    case end_reason::sandbox_destroyed: return "sandbox_destroyed";
+    case end_reason::host_stopped: return "host_stopped";
+  }
+  return "ended";
+}
+
+std::string reason_text(end_reason why) {
+  switch (why) {
+    case end_reason::deleted: return "was deleted";
+    case end_reason::idle: return "was shut down after being idle";
+    case end_reason::sandbox_slept: return "ended when its sandbox went to sleep";
+    case end_reason::sandbox_destroyed: return "ended with its sandbox";
+    case end_reason::host_stopped: return "ended when the host stopped";
+  }
+  return "ended";
+}
+
+constexpr std::size_t kEndedKept = 1024;
 
 bool is_python(const std::string& language) { return language == "python"; }
 bool is_js(const std::string& language) { return language == "javascript" || language == "typescript"; }
@@ -84,6 +109,45 @@ context_manager::context_manager(ctx::reactor& r, context_manager_config config)
       continue;
     }
     pool_targets_[spec->name] += size;
+  }
+  read_journal();
+}
+
+void context_manager::read_journal() {
+  if (config_.journal.empty()) return;
+  std::ifstream in(config_.journal);
+  const auto all = in ? nl::json::parse(in, nullptr, false) : nl::json();
+  std::lock_guard lock(mutex_);
+  if (all.is_array())
+    for (const auto& j : all)
+      if (j.is_object() && j.value("id", "") != "")
+        remember_ended(j.value("id", ""), j.value("language", ""), end_reason::host_stopped, j.value("stoppedAt", api::iso_timestamp()));
+  write_journal();  // none of them lives now
+}
+
+void context_manager::write_journal(const std::string& stopped_at) const {
+  if (config_.journal.empty()) return;
+  nl::json all = nl::json::array();
+  for (const auto& [id, c] : contexts_) {
+    all.push_back({{"id", id}, {"language", c->language()}, {"sandboxId", c->sandbox_id()}});
+    if (!stopped_at.empty()) all.back()["stoppedAt"] = stopped_at;
+  }
+  std::error_code ec;
+  fs::create_directories(config_.journal.parent_path(), ec);
+  const auto tmp = config_.journal.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << all.dump();
+    if (!out) return;
+  }
+  fs::rename(tmp, config_.journal, ec);
+}
+
+void context_manager::remember_ended(const std::string& id, const std::string& language, end_reason why, std::string at) {
+  if (ended_.insert_or_assign(id, ended_context{language, why, std::move(at)}).second) ended_order_.push_back(id);
+  while (ended_order_.size() > kEndedKept) {
+    ended_.erase(ended_order_.front());
+    ended_order_.pop_front();
   }
 }
 
@@ -251,6 +315,7 @@ result<std::shared_ptr<context>> context_manager::create(const context_request& 
   {
     std::lock_guard lock(mutex_);
     contexts_[made->id()] = made;
+    write_journal();
     ++counters_.created;
     if (pooled) ++counters_.from_pool;
   }
@@ -261,9 +326,15 @@ result<std::shared_ptr<context>> context_manager::create(const context_request& 
 result<std::shared_ptr<context>> context_manager::get(const std::string& id) const {
   std::lock_guard lock(mutex_);
   auto it = contexts_.find(id);
-  if (it == contexts_.end())
-    return fail(errc::context_not_found, fmt::format("no context with id '{}'", id), {{"contextId", id}});
-  return it->second;
+  if (it != contexts_.end()) return it->second;
+  return std::unexpected(not_found(id));
+}
+
+error context_manager::not_found(const std::string& id) const {
+  if (auto e = ended_.find(id); e != ended_.end())
+    return error{errc::context_not_found, fmt::format("context '{}' {} ({}); create a new context", id, reason_text(e->second.why), e->second.at),
+                 {{"contextId", id}, {"reason", reason_name(e->second.why)}, {"endedAt", e->second.at}, {"language", e->second.language}}};
+  return error{errc::context_not_found, fmt::format("no context with id '{}'", id), {{"contextId", id}}};
 }
 
 std::vector<std::shared_ptr<context>> context_manager::list() const {
@@ -280,22 +351,23 @@ std::vector<std::shared_ptr<context>> context_manager::list(const std::string& s
   return all;
 }
 
-std::size_t context_manager::remove_sandbox(const std::string& sandbox_id) {
+std::size_t context_manager::remove_sandbox(const std::string& sandbox_id, end_reason why) {
   std::size_t n = 0;
   for (const auto& c : list(sandbox_id))
-    if (remove(c->id())) ++n;
+    if (remove(c->id(), why)) ++n;
   return n;
 }
 
-result<void> context_manager::remove(const std::string& id) {
+result<void> context_manager::remove(const std::string& id, end_reason why) {
   std::shared_ptr<context> victim;
   {
     std::lock_guard lock(mutex_);
     auto it = contexts_.find(id);
-    if (it == contexts_.end())
-      return fail(errc::context_not_found, fmt::format("no context with id '{}'", id), {{"contextId", id}});
+    if (it == contexts_.end()) return std::unexpected(not_found(id));
     victim = std::move(it->second);
     contexts_.erase(it);
+    remember_ended(id, victim->language(), why, api::iso_timestamp());
+    write_journal();
     ++counters_.deleted;
   }
   auto done = victim->kernel().shutdown();
@@ -363,6 +435,7 @@ std::size_t context_manager::cull_idle() {
     const auto limit = clock::now() - config_.cull_idle;
     for (auto it = contexts_.begin(); it != contexts_.end();) {
       if (it->second->running() == 0 && it->second->last_activity() < limit) {
+        remember_ended(it->first, it->second->language(), end_reason::idle, api::iso_timestamp());
         victims.push_back(std::move(it->second));
         it = contexts_.erase(it);
         ++counters_.culled;
@@ -370,6 +443,10 @@ std::size_t context_manager::cull_idle() {
         ++it;
       }
     }
+  }
+  if (!victims.empty()) {
+    std::lock_guard lock(mutex_);
+    write_journal();
   }
   for (auto& v : victims) {
     logger()->info("context {} culled after being idle", v->id());
@@ -438,6 +515,7 @@ void context_manager::shutdown_all() {
     for (auto& [name, q] : pool_)
       for (auto& k : q) pooled.push_back(std::move(k));
     pool_.clear();
+    if (!contexts_.empty()) write_journal(api::iso_timestamp());  // read as ended by the next start
     for (auto& [id, c] : contexts_) live.push_back(std::move(c));
     contexts_.clear();
   }

@@ -109,7 +109,13 @@ struct context_manager_config {
   std::size_t max_contexts = 64;
   std::chrono::milliseconds default_timeout{600'000};
   kernel_placement_fn placement;  // empty: every kernel on this host
+  // The live contexts are listed in this file, so that after a restart their ids are reported as
+  // ended with the host rather than unknown. Empty: no journal.
+  std::filesystem::path journal;
 };
+
+// Why a context that existed is gone: asked for with its id, the answer says so.
+enum class end_reason { deleted, idle, sandbox_slept, sandbox_destroyed, host_stopped };
 
 struct context_manager_counters {
   std::uint64_t created = 0;
@@ -135,9 +141,10 @@ class context_manager {
   std::vector<std::shared_ptr<context>> list(const std::string& sandbox_id) const;
   // Forgets the contexts of a sandbox that is going away (their kernels die with it), shutting
   // down what still runs. Returns how many.
-  std::size_t remove_sandbox(const std::string& sandbox_id);
-  // Removes the context and shuts its kernel down by the ladder.
-  result<void> remove(const std::string& id);
+  std::size_t remove_sandbox(const std::string& sandbox_id, end_reason why = end_reason::sandbox_destroyed);
+  // Removes the context and shuts its kernel down by the ladder. Its id is remembered as ended
+  // (get() answers CONTEXT_NOT_FOUND saying why and when).
+  result<void> remove(const std::string& id, end_reason why = end_reason::deleted);
 
   // Injects variables (a JSON object) into the context's global namespace.
   result<void> set_variables(context& ctx, const nl::json& variables);
@@ -162,6 +169,14 @@ class context_manager {
                                                                  const std::map<std::string, std::string>& env);
   std::unique_ptr<contexts::kernel_manager> take_pooled(const std::string& spec_name);
   result<std::filesystem::path> resolve_cwd(const std::string& cwd) const;
+  // Remembers a context as ended (the most recent 1024); caller holds mutex_.
+  void remember_ended(const std::string& id, const std::string& language, end_reason why, std::string at);
+  // Rewrites the journal with the live contexts (and when the host stopped them); caller holds mutex_.
+  void write_journal(const std::string& stopped_at = {}) const;
+  // The ids of the journal a previous run left: ended with the host.
+  void read_journal();
+  // CONTEXT_NOT_FOUND for id, saying why and when if it ended; caller holds mutex_.
+  error not_found(const std::string& id) const;
   void pool_loop();
   void cull_loop();
 
@@ -170,6 +185,13 @@ class context_manager {
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<context>> contexts_;
+  struct ended_context {
+    std::string language;
+    end_reason why;
+    std::string at;  // ISO 8601
+  };
+  std::map<std::string, ended_context> ended_;
+  std::deque<std::string> ended_order_;  // oldest first, to bound ended_
   std::map<std::string, std::deque<std::unique_ptr<contexts::kernel_manager>>> pool_;  // by spec name
   std::map<std::string, int> pool_targets_;  // spec name -> size
   context_manager_counters counters_;

@@ -49,6 +49,7 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
                             (*box)->box().options().network == sandbox_bridge::network_mode::host};
   };
 
+  if (c.journal.empty()) c.journal = config_.data_dir / "contexts.json";
   reactor_ = std::make_unique<contexts::reactor>();
   contexts_ = std::make_unique<context_manager>(*reactor_, c);
   blocking_ = std::make_unique<server::work_pool>(config_.blocking_threads);
@@ -78,7 +79,7 @@ host_app::host_app(host_config config) : config_(std::move(config)) {
   // Sleeping stops a sandbox's kernels (those inside it) and unmounts its buckets first.
   sandbox_hooks_.on_sleep.push_back([this](const std::string& id) {
     for (const auto& ctx : contexts_->list(id))
-      if (ctx->in_sandbox()) (void)contexts_->remove(ctx->id());
+      if (ctx->in_sandbox()) (void)contexts_->remove(ctx->id(), end_reason::sandbox_slept);
     if (buckets_) buckets_->unmount_all(id);
   });
   if (sandboxes_) lifecycle_ = std::make_unique<sandbox_lifecycle>(*sandboxes_, *contexts_, sandbox_hooks_, config_.lifecycle_tick);

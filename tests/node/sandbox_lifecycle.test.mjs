@@ -1,6 +1,6 @@
 // Sandbox lifecycle over HTTP: idle sandboxes sleep and wake transparently with their workspace,
 // keepAlive ones never sleep, an open stream keeps a sandbox awake, and a daemon restart keeps
-// workspaces, sessions lists and reports the processes that ended with it.
+// workspaces, sessions lists and reports the processes and contexts that ended with it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -39,6 +39,8 @@ describe('idle sandboxes sleep and wake', () => {
     await post(`${sb}/api/session/create`, { id: 's1', env: { FLAVOR: 'mint' } });
     assert.equal((await post(`${sb}/api/write`, { path: '/workspace/kept.txt', content: 'kept' })).status, 200);
     await post(`${sb}/api/process/start`, { command: 'sleep 300', processId: 'long' });
+    const kernel = await post(`${sb}/api/contexts`, { language: 'python' });
+    assert.equal(kernel.status, 200, JSON.stringify(kernel.body));
     // a running process alone does not keep a sandbox awake: only requests and open streams do
     assert.equal(await waitForState(daemon.url, 'sleepy', 'sleeping'), 'sleeping');
     const read = await post(`${sb}/api/read`, { path: '/workspace/kept.txt' });
@@ -49,6 +51,13 @@ describe('idle sandboxes sleep and wake', () => {
     assert.equal(proc.process.endReason, 'sandbox_slept');
     const sessions = await (await fetch(`${sb}/api/session/list`)).json();
     assert.ok(sessions.data.includes('s1'));
+    // its kernel stopped with it, and its id says so
+    const gone = await fetch(`${sb}/api/contexts/${kernel.body.contextId}`);
+    assert.equal(gone.status, 404);
+    const goneBody = await gone.json();
+    assert.equal(goneBody.code, 'CONTEXT_NOT_FOUND');
+    assert.equal(goneBody.context.reason, 'sandbox_slept');
+    assert.match(goneBody.message, /ended when its sandbox went to sleep/);
     const env = await post(`${sb}/api/execute`, { command: 'echo $FLAVOR; pgrep -c -f "^sleep 300" || true', sessionId: 's1' });
     assert.equal(env.body.stdout, 'mint\n0\n');
   });
@@ -89,6 +98,12 @@ describe('a daemon restart', () => {
     await post(`${sb1}/api/session/create`, { id: 'kept-session', cwd: '/tmp' });
     await post(`${sb1}/api/process/start`, { command: 'sleep 300', processId: 'bg' });
     await post(`${sb1}/api/process/start`, { command: 'echo done', processId: 'quick' });
+    const kept = await post(`${first.url}/api/contexts`, { language: 'python' });
+    const deleted = await post(`${first.url}/api/contexts`, { language: 'python' });
+    assert.equal(kept.status, 200, JSON.stringify(kept.body));
+    assert.equal((await fetch(`${first.url}/api/contexts/${deleted.body.contextId}`, { method: 'DELETE' })).status, 200);
+    const deletedNow = await (await fetch(`${first.url}/api/contexts/${deleted.body.contextId}`)).json();
+    assert.equal(deletedNow.context.reason, 'deleted');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await first.stop()).code, 0);
 
@@ -106,6 +121,17 @@ describe('a daemon restart', () => {
       assert.ok(sessions.data.includes('kept-session'));
       const pwd = await post(`${sb2}/api/execute`, { command: 'pwd', sessionId: 'kept-session' });
       assert.equal(pwd.body.stdout, '/tmp\n');
+      // a context of the first run: ended with the host, said so by its id and by a cell sent to it
+      const ctx = await fetch(`${second.url}/api/contexts/${kept.body.contextId}`);
+      assert.equal(ctx.status, 404);
+      const ctxBody = await ctx.json();
+      assert.equal(ctxBody.code, 'CONTEXT_NOT_FOUND');
+      assert.equal(ctxBody.context.reason, 'host_stopped');
+      const cell = await post(`${second.url}/api/execute/code`, { context_id: kept.body.contextId, code: '1' });
+      assert.equal(cell.status, 404);
+      assert.match(JSON.stringify(cell.body), /ended when the host stopped/);
+      const unknown = await (await fetch(`${second.url}/api/contexts/never-was`)).json();
+      assert.equal(unknown.context.reason, undefined);
     } finally {
       assert.equal((await second.stop()).code, 0);
     }

@@ -351,6 +351,36 @@ TEST(http_shutdown, stop_cuts_open_streams_and_shuts_kernels_down) {
   app.reset();
 }
 
+// Idle contexts are culled; a context running a cell is not. A culled context's id says why.
+TEST(http_cull_idle, idle_contexts_are_culled_and_say_so_busy_ones_stay) {
+  auto config = test_config("cull-idle");
+  config.contexts.cull_idle = 400ms;
+  host_app app(config);
+  ASSERT_TRUE(app.start());
+  const int port = app.port();
+  const auto make = [&] {
+    auto created = raw_http_client::request(port, "POST", "/api/contexts", R"({"language": "python"})");
+    EXPECT_EQ(created.status, 200) << created.body;
+    return created.json().value("contextId", "");
+  };
+  const std::string idle = make(), busy = make();
+  raw_http_client running(port);
+  running.send_request("POST", "/api/execute/code", nl::json{{"context_id", busy}, {"code", "import time; time.sleep(3); print('done')"}}.dump());
+  ASSERT_TRUE(running.read_head());
+  raw_response gone;
+  for (int i = 0; i < 100; ++i) {  // culled within a few periods of 100 ms
+    gone = raw_http_client::request(port, "GET", "/api/contexts/" + idle);
+    if (gone.status == 404) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(gone.status, 404) << gone.body;
+  EXPECT_EQ(gone.json()["code"], "CONTEXT_NOT_FOUND");
+  EXPECT_EQ(gone.json()["context"]["reason"], "idle");
+  EXPECT_EQ(raw_http_client::request(port, "GET", "/api/contexts/" + busy).status, 200);  // its cell still runs
+  EXPECT_GE(app.contexts().counters().culled, 1u);
+  app.stop();
+}
+
 // A client that stops reading a stream is cut after the write timeout; its cell is interrupted
 // (the disconnect path) and the context serves the next cell.
 TEST(http_write_timeout, a_client_that_never_reads_does_not_hold_the_connection) {
