@@ -8,10 +8,14 @@
 //     Host, proxy by path, proxy into the "none" sandbox;
 //   - throughput: requests per second with N keep-alive connections for S seconds each, runs
 //     interleaved (direct, proxy, direct, proxy) and the better of two kept for each.
+// When nginx is installed (bench/run installs nginx-light), the same is measured through nginx as a
+// reverse proxy to the same server (one worker, upstream keep-alive): what a mature proxy costs
+// on this machine, for scale. It is started on a free port with a config in a temp folder.
 // Prints a table, the ratios against the goals (>= 0.8x direct throughput, < 0.3 ms added median
 // latency) and a JSON line. Not a test: nothing is asserted.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -118,6 +122,36 @@ async function throughput(target) {
   return rps;
 }
 
+// nginx as a reverse proxy to 127.0.0.1:upstreamPort, or null when it is not installed.
+async function startNginx(upstreamPort) {
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => existsSync(b));
+  if (!bin) return null;
+  const port = await new Promise((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => { const p = probe.address().port; probe.close(() => resolve(p)); });
+  });
+  const dir = join(dataDir, 'nginx');
+  spawnSync('mkdir', ['-p', dir]);
+  writeFileSync(join(dir, 'nginx.conf'), `worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/fcgi;
+  uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+`);
+  const r = spawnSync(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir]);
+  if (r.status !== 0) { console.error(`nginx did not start: ${r.stderr}`); return null; }
+  return { port, stop: () => spawnSync(bin, ['-c', join(dir, 'nginx.conf'), '-p', dir, '-s', 'stop']) };
+}
+
+let nginx = null;
 try {
   const hostBox = await startServer('bench-host', PORT_HOST);
   const noneBox = await startServer('bench-none', PORT_NONE);
@@ -127,9 +161,11 @@ try {
     proxy_path: { port: daemonPort, path: `/sandboxes/bench-host/preview/${PORT_HOST}-${hostBox.token}/` },
     proxy_netns: { port: daemonPort, path: '/', host: noneBox.host },
   };
+  nginx = await startNginx(PORT_HOST);
+  if (nginx) targets.nginx = { port: nginx.port, path: '/' };
   const lat = {};
   for (const [name, t] of Object.entries(targets)) lat[name] = await latency(t);
-  const rps = { direct: 0, proxy_host: 0, proxy_netns: 0 };
+  const rps = { direct: 0, proxy_host: 0, proxy_netns: 0, ...(nginx ? { nginx: 0 } : {}) };
   for (let round = 0; round < 2; round++)
     for (const name of Object.keys(rps)) rps[name] = Math.max(rps[name], await throughput(targets[name]));
 
@@ -142,14 +178,18 @@ try {
   const ratio = rps.proxy_host / rps.direct;
   const added = lat.proxy_host.median - lat.direct.median;
   console.log(`throughput proxy/direct: ${ratio.toFixed(2)}x (goal >= 0.8x); added median latency: ${added.toFixed(3)} ms (goal < 0.3 ms)`);
+  if (nginx) console.log(`nginx for scale: throughput ${(rps.nginx / rps.direct).toFixed(2)}x direct; added median latency ${(lat.nginx.median - lat.direct.median).toFixed(3)} ms`);
   console.log(JSON.stringify({
     bench: 'proxy', server: hostBox.server, connections: CONNECTIONS, seconds: SECONDS,
     rps: Object.fromEntries(Object.entries(rps).map(([k, v]) => [k, Math.round(v)])),
     median_ms: Object.fromEntries(Object.entries(lat).map(([k, v]) => [k, Number(v.median.toFixed(3))])),
     throughput_ratio: Number(ratio.toFixed(3)), added_median_ms: Number(added.toFixed(3)),
     netns_throughput_ratio: Number((rps.proxy_netns / rps.direct).toFixed(3)),
+    ...(nginx ? { nginx_throughput_ratio: Number((rps.nginx / rps.direct).toFixed(3)),
+                  nginx_added_median_ms: Number((lat.nginx.median - lat.direct.median).toFixed(3)) } : {}),
   }));
 } finally {
+  if (nginx) nginx.stop();
   daemon.kill('SIGTERM');
   await new Promise((r) => daemon.on('exit', r));
   rmSync(dataDir, { recursive: true, force: true });

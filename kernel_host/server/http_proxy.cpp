@@ -93,12 +93,23 @@ std::shared_ptr<spdlog::logger> access_log() {
   return logger;
 }
 
+// The upstream connection of a client connection's last exchange, kept with the client
+// connection: its next request to the same service goes out on it without the pool (no
+// re-registration with the reactor, no lock). Same strand as the client connection.
+struct upstream_affinity final : connection_affinity {
+  upstream_affinity(tcp::socket s, std::string key) : socket(std::move(s)), pool_key(std::move(key)) {}
+  tcp::socket socket;
+  std::string pool_key;
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+};
+
 class exchange : public std::enable_shared_from_this<exchange> {
  public:
   exchange(taken_connection conn, proxy_route route, std::shared_ptr<upstream_pool> pool)
       : client_(std::move(conn.socket)),
         upstream_(client_.get_executor()),
         remote_(std::move(conn.remote)),
+        affinity_(std::dynamic_pointer_cast<upstream_affinity>(conn.affinity)),
         resume_(std::move(conn.resume)),
         route_(std::move(route)),
         pool_(std::move(pool)),
@@ -122,6 +133,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
     target_ = sv(req.target());
     client_keep_alive_ = req.keep_alive();
     upgrade_ = !req[http::field::upgrade].empty();
+    bodyless_ = req_.is_done() && !upgrade_;
 
     if (auto connected = co_await connect_upstream(true); !connected) {
       co_await answer_error(connected.error());
@@ -144,7 +156,6 @@ class exchange : public std::enable_shared_from_this<exchange> {
     // A request without a body goes out whole before its answer is read, so it can go again on a
     // fresh connection. With a body, both directions at once: an upstream may answer before it
     // has read the whole body.
-    bodyless_ = req_.is_done() && !upgrade_;
     if (!bodyless_)
       net::co_spawn(client_.get_executor(), [self = shared_from_this()] { return self->relay_request(); }, net::detached);
     co_await relay_response();
@@ -154,6 +165,15 @@ class exchange : public std::enable_shared_from_this<exchange> {
   // 127.0.0.1:port.
   awaitable<result<void>> connect_upstream(bool pooled) {
     reused_ = false;
+    if (auto kept = std::exchange(affinity_, nullptr); kept && pooled) {
+      if (kept->pool_key == route_.pool_key && kept->socket.is_open() &&
+          std::chrono::steady_clock::now() - kept->since < pool_->max_idle() && (bodyless_ || still_open(kept->socket))) {
+        upstream_ = std::move(kept->socket);
+        reused_ = true;
+        co_return result<void>{};
+      }
+      give_to_pool(kept->socket, kept->pool_key);  // another service's: for whoever wants it
+    }
     if (int fd = pooled ? pool_->take(route_.pool_key) : -1; fd >= 0) {
       beast::error_code ec;
       upstream_.assign(tcp::v4(), fd, ec);
@@ -296,9 +316,13 @@ class exchange : public std::enable_shared_from_this<exchange> {
                                           tcp::socket& out, http::serializer<isRequest, http::buffer_body>& sr, bool& out_failed) {
     beast::error_code ec;
     std::unique_ptr<char[]> slice(new char[kSlice]);
-    co_await http::async_write_header(out, sr, redirect_error(use_awaitable, ec));
-    out_failed = static_cast<bool>(ec);
-    if (ec) co_return ec;
+    // With body bytes already read (a small answer is usually whole), the head goes out with the
+    // first piece in one write; with none yet (a stream), the head goes now, alone.
+    if (!p.is_done() && buf.size() == 0) {
+      co_await http::async_write_header(out, sr, redirect_error(use_awaitable, ec));
+      out_failed = static_cast<bool>(ec);
+      if (ec) co_return ec;
+    }
     do {
       if (!p.is_done()) {
         p.get().body().data = slice.get();
@@ -377,22 +401,37 @@ class exchange : public std::enable_shared_from_this<exchange> {
     close_all();
   }
 
-  // A whole exchange: the upstream connection to the pool, the client's back to the server.
+  // A whole exchange: the client's connection back to the server, with the upstream connection
+  // kept beside it for its next request (else to the pool).
   void finish(bool upstream_reusable) {
     beast::error_code ec;
-    if (request_done_ && upstream_reusable && ubuf_.size() == 0) {
-      pool_->give(route_.pool_key, upstream_.release(ec));
-      if (ec) upstream_.close(ec);
-    } else {
-      upstream_.close(ec);
-    }
+    const bool reusable = request_done_ && upstream_reusable && ubuf_.size() == 0;
     if (request_done_ && client_keep_alive_ && resume_) {
+      std::shared_ptr<connection_affinity> kept;
+      if (reusable) kept = std::make_shared<upstream_affinity>(std::move(upstream_), route_.pool_key);
+      else upstream_.close(ec);
       auto resume = std::exchange(resume_, nullptr);
-      resume(std::move(client_), beast::buffers_to_string(cbuf_.data()));
+      resume(std::move(client_), beast::buffers_to_string(cbuf_.data()), std::move(kept));
       return;
     }
+    if (reusable) give_to_pool(upstream_, route_.pool_key);
+    else upstream_.close(ec);
     client_.shutdown(tcp::socket::shutdown_send, ec);
     client_.close(ec);
+  }
+
+  void give_to_pool(tcp::socket& socket, const std::string& key) {
+    beast::error_code ec;
+    const int fd = socket.release(ec);
+    if (ec) socket.close(ec);
+    else pool_->give(key, fd);
+  }
+
+  // No EOF or error waiting on an idle connection: the upstream has not closed it.
+  static bool still_open(tcp::socket& socket) {
+    char byte;
+    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   void close_all() {
@@ -413,7 +452,8 @@ class exchange : public std::enable_shared_from_this<exchange> {
   http::request_parser<http::buffer_body> req_;
   std::optional<http::response_parser<http::buffer_body>> res_;
   std::string remote_;
-  std::function<void(tcp::socket, std::string)> resume_;
+  std::shared_ptr<upstream_affinity> affinity_;  // the upstream connection this client's last exchange used
+  std::function<void(tcp::socket, std::string, std::shared_ptr<connection_affinity>)> resume_;
   proxy_route route_;
   std::shared_ptr<upstream_pool> pool_;
   std::chrono::steady_clock::time_point started_;

@@ -32,6 +32,7 @@ class upstream_pool {
   ~upstream_pool();
   // An idle connection that the upstream has not closed and that is not too old, or -1.
   int take(const std::string& key);
+  std::chrono::milliseconds max_idle() const noexcept { return max_idle_; }
   void give(const std::string& key, int fd);
   // Closes the idle connections of every key that starts with the prefix.
   void drop(std::string_view key_prefix);

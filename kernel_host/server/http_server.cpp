@@ -64,8 +64,10 @@ struct server_shared;
 // One TCP connection: reads requests one at a time, writes one thing at a time.
 class http_connection : public std::enable_shared_from_this<http_connection> {
  public:
-  // `prelude`: bytes already read from the socket (a connection given back after a takeover).
-  http_connection(tcp::socket&& socket, server_shared& server, std::string_view prelude = {});
+  // `prelude`: bytes already read from the socket, `remote`: the client's address (a connection
+  // given back after a takeover, already set up).
+  http_connection(tcp::socket&& socket, server_shared& server, std::string_view prelude = {}, std::string remote = {},
+                  std::shared_ptr<connection_affinity> affinity = nullptr);
   ~http_connection();
   void run();
   // From any thread: close now (stop deadline passed) or after the current response.
@@ -135,6 +137,7 @@ class http_connection : public std::enable_shared_from_this<http_connection> {
   std::function<void()> on_disconnect_;
   std::optional<http_response> refusal_;  // decided from the head (takeover), sent once the body is in
   std::optional<std::string> sized_body_;  // a body read by read_sized_body
+  std::shared_ptr<connection_affinity> affinity_;  // left by the last takeover handler
 
   std::deque<out_item> queue_;
   bool writing_ = false;
@@ -160,8 +163,9 @@ struct server_shared {
 namespace {
 
 // Registers and starts a connection (accepted, or given back after a takeover).
-void start_connection(server_shared& server, tcp::socket socket, std::string_view prelude = {}) {
-  auto conn = std::make_shared<http_connection>(std::move(socket), server, prelude);
+void start_connection(server_shared& server, tcp::socket socket, std::string_view prelude = {}, std::string remote = {},
+                      std::shared_ptr<connection_affinity> affinity = nullptr) {
+  auto conn = std::make_shared<http_connection>(std::move(socket), server, prelude, std::move(remote), std::move(affinity));
   {
     std::lock_guard lock(server.connections_mutex);
     server.connections.remove_if([](const auto& w) { return w.expired(); });
@@ -376,9 +380,12 @@ class connection_responder final : public responder {
 
 }  // namespace
 
-http_connection::http_connection(tcp::socket&& socket, server_shared& server, std::string_view prelude)
-    : stream_(std::move(socket)), server_(server) {
+http_connection::http_connection(tcp::socket&& socket, server_shared& server, std::string_view prelude, std::string remote,
+                                 std::shared_ptr<connection_affinity> affinity)
+    : stream_(std::move(socket)), server_(server), remote_(std::move(remote)), affinity_(std::move(affinity)) {
   if (!prelude.empty()) buffer_.commit(net::buffer_copy(buffer_.prepare(prelude.size()), net::buffer(prelude)));
+  ++server_.open;
+  if (!remote_.empty()) return;  // given back: the socket was set up when it was accepted
   beast::error_code ec;
   // Kernels are spawned while connections are open: a socket inherited by a kernel would stay
   // open after we close it (no FIN to the client). Asio does not accept with SOCK_CLOEXEC.
@@ -386,7 +393,6 @@ http_connection::http_connection(tcp::socket&& socket, server_shared& server, st
   stream_.socket().set_option(tcp::no_delay(true), ec);
   auto ep = stream_.socket().remote_endpoint(ec);
   if (!ec) remote_ = fmt::format("{}:{}", ep.address().to_string(), ep.port());
-  ++server_.open;
 }
 
 http_connection::~http_connection() {
@@ -572,9 +578,10 @@ bool http_connection::try_takeover() {
   stream_.expires_never();
   closed_ = true;  // the socket now belongs to the handler
   in_exchange_ = false;
-  taken_connection taken{stream_.release_socket(), std::move(prelude), remote_,
-                         [&server = server_](tcp::socket socket, std::string leftover) {
-                           if (!server.stopping) start_connection(server, std::move(socket), leftover);
+  taken_connection taken{stream_.release_socket(), std::move(prelude), remote_, std::move(affinity_),
+                         [&server = server_, remote = remote_](tcp::socket socket, std::string leftover,
+                                                               std::shared_ptr<connection_affinity> affinity) {
+                           if (!server.stopping) start_connection(server, std::move(socket), leftover, remote, std::move(affinity));
                          }};
   decision->take(std::move(taken));
   return true;

@@ -6,6 +6,7 @@
 // request of a keep-alive client.
 
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -15,13 +16,22 @@
 
 namespace kh::server {
 
+// What a handler keeps with a client connection between its exchanges (the proxy: the upstream
+// connection of the last one, so the next request to the same service skips the pool). The
+// server holds it, opaque, until the connection's next takeover or its end.
+struct connection_affinity {
+  virtual ~connection_affinity() = default;
+};
+
 struct taken_connection {
   boost::asio::ip::tcp::socket socket;  // on the connection's strand
   std::string prelude;                  // the request head, then any bytes read after it
   std::string remote;                   // "ip:port" of the client
+  std::shared_ptr<connection_affinity> affinity;  // what the last taker of this connection left, if any
   // Hands the socket back to the server, which reads the next request from `leftover` then the
-  // socket. Call at most once, from the socket's strand, when a whole exchange is done.
-  std::function<void(boost::asio::ip::tcp::socket socket, std::string leftover)> resume;
+  // socket, and keeps `affinity` for the next taker. Call at most once, from the socket's strand,
+  // when a whole exchange is done.
+  std::function<void(boost::asio::ip::tcp::socket socket, std::string leftover, std::shared_ptr<connection_affinity> affinity)> resume;
 };
 
 using takeover_handler = std::function<void(taken_connection)>;

@@ -182,7 +182,7 @@ void upload_body::respond(const http_response& response) {
   auto& socket = i.conn.socket;
   net::post(socket.get_executor(), [resume = std::move(i.conn.resume), socket = std::move(socket),
                                     leftover = beast::buffers_to_string(i.buffer.data())]() mutable {
-    resume(std::move(socket), std::move(leftover));
+    resume(std::move(socket), std::move(leftover), nullptr);
   });
 }
 
