@@ -197,10 +197,15 @@ describe('preview URLs and the reverse proxy', () => {
     // a daemon token does not apply to preview URLs, but still to /api (checked in its own test below)
   });
 
-  test('16 keep-alive clients at once through both forms: every answer whole and in order', async () => {
+  test('16 keep-alive clients at once through both forms and two services: every answer whole and right', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
     const client = async (n) => {
       for (let i = 0; i < 40; i++) {
+        if (i % 5 === 4) {  // another service on the same connection, then back
+          const other = await request(daemon.url, { agent, path: '/preview_server.py', host: hostOf(HTTP_PORT) });
+          assert.equal(other.status, 200);
+          assert.match(other.body.toString(), /preview proxy/);
+        }
         const path = `/headers?client=${n}&i=${i}`;
         const r = i % 2 ? await request(daemon.url, { agent, path, host: hostOf(APP_PORT) })
           : await request(daemon.url, { agent, path: pathOf(APP_PORT, path) });
