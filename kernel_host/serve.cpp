@@ -65,7 +65,7 @@ CLI::App* add_serve_command(CLI::App& app, serve_options& o) {
       ->envname("KH_IDLE_TIMEOUT_MS")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--shutdown-deadline-ms", o.shutdown_deadline_ms, "On SIGTERM, how long in-flight requests may take before being cut")
       ->envname("KH_SHUTDOWN_DEADLINE_MS")->capture_default_str()->check(CLI::NonNegativeNumber);
-  cmd->add_option("--threads", o.threads, "I/O threads")->envname("KH_THREADS")->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--threads", o.threads, "I/O threads (default: one per two cores)")->envname("KH_THREADS")->capture_default_str()->check(CLI::Range(1, 64));
   cmd->add_option("--python-pool", o.python_pool, "Pre-warmed Python kernels")->envname("KH_PYTHON_POOL")->capture_default_str()
       ->check(CLI::Range(0, 64));
   cmd->add_option("--javascript-pool", o.javascript_pool, "Pre-warmed JavaScript/TypeScript (Deno) kernels")
