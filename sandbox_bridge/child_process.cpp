@@ -73,6 +73,7 @@ struct entry_job {
   char* const* argv;
   char* const* envp;
   pid_t inner = -1;                    // written by the entering child
+  int exec_fd = -1;                    // the entering child's copy of sandbox_entry::exec_fd
   const char* failed_step = nullptr;   // or what failed, with errno
   int failed_errno = 0;
 };
@@ -118,7 +119,8 @@ KH_SPAWN_CHILD void say(const char* text) noexcept {
   if (::syscall(SYS_setgroups, 0, nullptr) != 0) give_up(127, "setgroups", nullptr, errno);
   if (::syscall(SYS_setresgid, e.gid, e.gid, e.gid) != 0) give_up(127, "setresgid", nullptr, errno);
   if (::syscall(SYS_setresuid, e.uid, e.uid, e.uid) != 0) give_up(127, "setresuid", nullptr, errno);
-  ::execve(job.argv[0], job.argv, job.envp);
+  if (job.exec_fd >= 0) ::syscall(SYS_execveat, job.exec_fd, "", job.argv, job.envp, AT_EMPTY_PATH);
+  else ::execve(job.argv[0], job.argv, job.envp);
   give_up(127, "cannot execute ", job.argv[0], errno);
 }
 
@@ -134,6 +136,8 @@ KH_SPAWN_CHILD int enter_sandbox(void* arg) noexcept {
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
   for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &dfl, nullptr);  // no daemon handler runs here
+  // Above the fds set up next, so they cannot overwrite it.
+  if (e.exec_fd >= 0 && (job.exec_fd = ::fcntl(e.exec_fd, F_DUPFD_CLOEXEC, 10)) < 0) return failed("dup the program's fd");
   for (int i = 0; i < 3; ++i)
     if (::dup2(job.stdio[i], i) < 0) return failed("dup2");
   if (job.spec->extra_fd >= 0 && ::dup2(job.spec->extra_fd, 3) < 0) return failed("dup2");
@@ -146,7 +150,14 @@ KH_SPAWN_CHILD int enter_sandbox(void* arg) noexcept {
   for (int fd : e.namespaces)
     if (::setns(fd, 0) != 0) return failed("enter the sandbox's namespaces");
   if (::fchdir(e.root) != 0 || ::chroot(".") != 0) return failed("enter the sandbox's root");
-  ::syscall(SYS_close_range, job.spec->extra_fd >= 0 ? 4 : 3, ~0u, 0);  // the command gets stdio (and fd 3) only
+  // The command gets stdio (and fd 3) only; the program's fd stays for execveat, which closes it.
+  const unsigned first_closed = job.spec->extra_fd >= 0 ? 4 : 3;
+  if (job.exec_fd >= 0) {
+    ::syscall(SYS_close_range, first_closed, job.exec_fd - 1, 0);
+    ::syscall(SYS_close_range, job.exec_fd + 1, ~0u, 0);
+  } else {
+    ::syscall(SYS_close_range, first_closed, ~0u, 0);
+  }
   const long inner = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, 0);
   if (inner == 0) become_command(job);
   if (inner < 0) return failed("clone");

@@ -49,6 +49,8 @@ struct sandbox_entry {
   std::vector<int> namespaces;                  // open /proc/<init>/ns/* files, entered in order
   int root = -1;                                // the sandbox's root directory
   std::string cwd = "/";                        // inside the sandbox
+  int exec_fd = -1;                             // when >= 0: the program to exec (an fd of the host's
+                                                // file, so it need not be visible inside), argv[0] its name
   uid_t uid = 65534;
   gid_t gid = 65534;
 };

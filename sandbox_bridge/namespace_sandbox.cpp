@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -14,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/log.hpp"
+#include "sandbox_bridge/launch_request.hpp"
 #include "sandbox_bridge/sandbox_path.hpp"
 
 namespace kh::sandbox_bridge {
@@ -63,6 +66,12 @@ ino_t ns_inode(pid_t pid, const char* ns) {
 }
 
 }  // namespace
+
+fs::path default_exec_stub() {
+  std::error_code ec;
+  const auto stub = fs::read_symlink("/proc/self/exe", ec).parent_path() / "kh-exec-stub";
+  return !ec && fs::exists(stub, ec) ? stub : fs::path();
+}
 
 result<void> namespace_sandbox::write_etc(const fs::path& dir, uid_t uid, gid_t gid) {
   std::error_code ec;
@@ -314,7 +323,12 @@ result<std::unique_ptr<namespace_sandbox>> namespace_sandbox::start(const sandbo
   // /home/user is a tmpfs made by root: give it to the sandbox user.
   if (::fchownat(s->root_fd_.get(), "home/user", paths.uid, paths.gid, 0) != 0)
     log->warn("sandbox {}: chown /home/user: {}", options.id, std::strerror(errno));
+  if (!paths.exec_stub.empty()) {
+    if (int fd = ::open(paths.exec_stub.c_str(), O_PATH | O_CLOEXEC); fd >= 0) s->exec_stub_.reset(fd);
+    else log->warn("sandbox {}: no warm launcher: open {}: {}", options.id, paths.exec_stub.string(), std::strerror(errno));
+  }
   log->info("sandbox {} started: init pid {}, limits by {}", options.id, s->init_pid_, s->limit_mechanism());
+  s->start_refill();
   return s;
 }
 
@@ -326,6 +340,68 @@ result<child_process> namespace_sandbox::run(const run_spec& spec) {
     if (stopped_) return fail(errc::sandbox_not_found, "the sandbox was destroyed", {{"sandboxId", options_.id}});
   }
   if (spec.argv.empty()) return fail(errc::invalid_command, "empty command");
+  auto warm = run_warm(spec);
+  start_refill();  // after the command is on its way: never on its critical path
+  if (warm) {
+    ++warm_runs_;
+    return std::move(*warm);
+  }
+  ++cold_runs_;
+  return enter(spec);
+}
+
+std::optional<child_process> namespace_sandbox::run_warm(const run_spec& spec) {
+  launch_request fields{spec.argv, {}, spec.cwd, spec.pipe_stdin};
+  for (auto& [k, v] : spec.env) fields.env.push_back(k + "=" + v);
+  auto request = encode_launch_request(fields);
+  if (!request) return std::nullopt;  // too large for the launcher
+  std::optional<warm_launcher> w;
+  {
+    std::lock_guard lock(mutex_);
+    w.swap(warm_);
+  }
+  if (!w || w->child.try_wait()) return std::nullopt;  // none ready, or it died (reaped with w)
+  for (std::string_view rest = *request; !rest.empty();) {
+    const ssize_t n = ::send(w->request.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return std::nullopt;  // it died meanwhile: killed and reaped with w
+    rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  w->request.reset();
+  if (!spec.pipe_stdin) w->child.close_stdin();  // the launcher put /dev/null there
+  return std::move(w->child);
+}
+
+void namespace_sandbox::start_refill() {
+  std::lock_guard lock(mutex_);
+  if (stopped_ || !exec_stub_ || warm_ || refilling_) return;
+  refilling_ = true;
+  if (refill_.joinable()) refill_.join();  // the previous one is done: it cleared refilling_ last
+  refill_ = std::thread([this] {
+    std::optional<warm_launcher> made;
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+      unique_fd ours(sv[0]), theirs(sv[1]);
+      run_spec spec;
+      spec.argv = {"kh-exec-stub"};
+      spec.cwd = "/";
+      spec.pipe_stdin = true;
+      if (auto child = enter(spec, exec_stub_.get(), theirs.get())) made = warm_launcher{std::move(*child), std::move(ours)};
+      else kh::log::get("sandbox")->warn("sandbox {}: no warm launcher: {}", options_.id, child.error().to_string());
+    }
+    std::lock_guard done(mutex_);
+    refilling_ = false;
+    if (!stopped_) warm_.swap(made);
+    // A launcher made after stop() dies here (its destructor kills and reaps it).
+  });
+}
+
+bool namespace_sandbox::warm_ready() const {
+  std::lock_guard lock(mutex_);
+  return warm_.has_value();
+}
+
+result<child_process> namespace_sandbox::enter(const run_spec& spec, int exec_fd, int extra_fd) {
   // What `prefix_argv` + nsenter + setpriv did with three programs, done by the forked child itself
   // (child_process's sandbox_entry): one short-lived child sharing the daemon's memory, the command's
   // process, one exec.
@@ -353,6 +429,7 @@ result<child_process> namespace_sandbox::run(const run_spec& spec) {
   }
   entry.root = root_fd_.get();
   entry.cwd = spec.cwd;
+  entry.exec_fd = exec_fd;
   entry.uid = paths_.uid;
   entry.gid = paths_.gid;
   spawn_spec s;
@@ -361,6 +438,7 @@ result<child_process> namespace_sandbox::run(const run_spec& spec) {
   s.pipe_stdin = spec.pipe_stdin;
   s.pipe_output = true;
   s.new_session = true;
+  s.extra_fd = extra_fd;
   s.enter = &entry;
   return child_process::spawn(s);
 }
@@ -397,11 +475,16 @@ bool namespace_sandbox::alive() const {
 }
 
 void namespace_sandbox::stop() {
+  std::optional<warm_launcher> warm;
   {
     std::lock_guard lock(mutex_);
     if (stopped_) return;
     stopped_ = true;
+    warm.swap(warm_);
   }
+  // No refill starts once stopped_ is set; one under way ends without keeping its launcher.
+  if (refill_.joinable()) refill_.join();
+  warm.reset();  // killed and reaped (it would die with the namespace, but it is our child to reap)
   if (init_pid_ > 0) ::kill(init_pid_, SIGKILL);  // the PID namespace goes with its pid 1
   if (bwrap_.pid() > 0) {
     ::kill(bwrap_.pid(), SIGKILL);

@@ -22,11 +22,24 @@
 //
 // bwrap runs with --die-with-parent, tied to the spawning *thread*: the manager spawns from one
 // long-lived thread.
+//
+// Warm launcher: entering costs a process about 1-2 ms (cgroup v1 joins, setns, chroot, dropping
+// privileges), paid ahead of time. Each sandbox keeps one kh-exec-stub (exec_stub.cpp) entered as
+// above, waiting on fd 3; run() hands it the command (launch_request.hpp: argv, the whole env, cwd,
+// whether stdin is piped) and returns it as the command's child_process (it execs the command in
+// place: the same pid, pipes and process group). A new one is then entered on a background thread
+// (at most one at a time; none once stopped). When there is none ready, it died, or the request is
+// too large, run() enters the command itself as before (the cold path). The stub is exec'd from an
+// fd of the host's file, so it need not be visible inside; `ps` inside shows it waiting.
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sandbox_bridge/sandbox.hpp"
@@ -41,7 +54,12 @@ struct namespace_sandbox_paths {
   // Host folders bound read-only at the same path inside (kernel-host's own runtime files: the
   // Python kernel, Deno, kernelspecs), so kernelspec argv paths work unchanged in the sandbox.
   std::vector<std::filesystem::path> runtime_binds;
+  // The warm launcher's program; empty: no warm launcher (every run enters the command itself).
+  std::filesystem::path exec_stub;
 };
+
+// kh-exec-stub beside the running executable, or an empty path when it is not there.
+std::filesystem::path default_exec_stub();
 
 class namespace_sandbox final : public sandbox {
  public:
@@ -62,6 +80,11 @@ class namespace_sandbox final : public sandbox {
   void stop() override;
 
   pid_t init_pid() const noexcept { return init_pid_; }
+  // Commands run through a warm launcher / entered by run() itself, since start.
+  std::uint64_t warm_runs() const noexcept { return warm_runs_.load(); }
+  std::uint64_t cold_runs() const noexcept { return cold_runs_.load(); }
+  // A warm launcher is ready for the next run().
+  bool warm_ready() const;
   std::vector<std::filesystem::path> cgroup_dirs() const { return cgroup_dirs_; }
 
   // Writes the minimal /etc (passwd and group with the sandbox user, hosts, resolv.conf, ld.so.*,
@@ -72,6 +95,18 @@ class namespace_sandbox final : public sandbox {
   namespace_sandbox() = default;
   result<void> make_cgroups();
   std::vector<std::string> prefix_argv(const std::string& cwd) const;
+  // Enters a process as run() describes; with exec_fd (the warm launcher), that program is exec'd
+  // and extra_fd is its fd 3.
+  result<child_process> enter(const run_spec& spec, int exec_fd = -1, int extra_fd = -1);
+  // The command through the warm launcher, or nullopt: take the cold path.
+  std::optional<child_process> run_warm(const run_spec& spec);
+  // Starts entering a new warm launcher on refill_ unless one is ready, one is being entered, or stopped.
+  void start_refill();
+
+  struct warm_launcher {
+    child_process child;  // kh-exec-stub, waiting
+    unique_fd request;    // its fd 3 (a socket: no SIGPIPE if it died)
+  };
 
   sandbox_options options_;
   namespace_sandbox_paths paths_;
@@ -82,6 +117,11 @@ class namespace_sandbox final : public sandbox {
   std::vector<std::filesystem::path> cgroup_dirs_;
   mutable std::mutex mutex_;
   bool stopped_ = false;
+  unique_fd exec_stub_;                  // O_PATH, or none: no warm launcher
+  std::optional<warm_launcher> warm_;    // under mutex_
+  bool refilling_ = false;               // under mutex_
+  std::thread refill_;                   // assigned under mutex_ while !stopped_
+  std::atomic<std::uint64_t> warm_runs_{0}, cold_runs_{0};
 };
 
 }  // namespace kh::sandbox_bridge

@@ -48,6 +48,9 @@ result<sandbox_options> sandbox_options_from_json(const nlohmann::json& j) {
 
 result<std::unique_ptr<sandbox_manager>> sandbox_manager::create(manager_options options) {
   std::unique_ptr<sandbox_manager> m(new sandbox_manager(std::move(options)));
+  auto& stub = m->options_.exec_stub;
+  if (!m->options_.warm_launcher) stub.clear();
+  else if (stub.empty()) stub = default_exec_stub();
   std::error_code ec;
   fs::create_directories(m->options_.data_dir / "sandboxes", ec);
   if (ec) return fail(errc::io_error, "create " + (m->options_.data_dir / "sandboxes").string() + ": " + ec.message());
@@ -71,7 +74,7 @@ sandbox_manager::~sandbox_manager() {
 
 result<std::shared_ptr<sandbox_runtime>> sandbox_manager::start_locked(const sandbox_options& o) {
   namespace_sandbox_paths paths{sandbox_dir(o.id), options_.data_dir / "system" / "etc", options_.uid, options_.gid,
-                                options_.runtime_binds};
+                                options_.runtime_binds, options_.exec_stub};
   // Spawn on the long-lived thread: --die-with-parent is bound to the spawning thread.
   std::promise<result<std::unique_ptr<namespace_sandbox>>> done;
   auto fut = done.get_future();

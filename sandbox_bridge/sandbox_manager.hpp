@@ -33,6 +33,10 @@ struct manager_options {
   std::string default_sandbox_id = "default";
   std::chrono::seconds default_sleep_after{600};  // sandbox_options::sleep_after when a request gives none
   std::vector<std::filesystem::path> runtime_binds;  // see namespace_sandbox_paths
+  // Each sandbox keeps a warm launcher (see namespace_sandbox.hpp) running exec_stub; empty:
+  // kh-exec-stub beside this executable. Without one (false, or no program), commands enter cold.
+  bool warm_launcher = true;
+  std::filesystem::path exec_stub;
 };
 
 struct sandbox_summary {

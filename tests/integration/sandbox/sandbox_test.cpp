@@ -5,8 +5,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -167,41 +169,75 @@ TEST_F(sandbox_test, sandbox_sees_a_curated_read_only_system_as_an_unprivileged_
   EXPECT_TRUE(std::filesystem::exists(manager_->sandbox_dir("curated") / "workspace" / "w"));
 }
 
-// Every way a command enters a sandbox (sessionless exec, a session's shell, a background process)
-// lands as uid/gid 1000 with no groups, no capabilities in any set, no_new_privs, in the sandbox's
-// cgroups and its PID namespace, in the asked cwd; a cwd that does not exist is the command's error.
-TEST_F(sandbox_test, every_entered_process_is_unprivileged_and_in_the_sandbox_cgroup) {
-  auto b = box("entered");
-  ASSERT_EQ(b->box().limit_mechanism(), "cgroup");
-  const std::string probe =
-      "id -u; id -g; id -G; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status | tr -s '\\t ' ' '; "
-      "grep -c '/kernel-host/entered$' /proc/self/cgroup; echo $$; pwd";
+namespace_sandbox& ns_box(sandbox_runtime& b) { return dynamic_cast<namespace_sandbox&>(b.box()); }
+
+// Until the sandbox's warm launcher is ready (it is entered in the background); false if it never is.
+bool warm_launcher_ready(sandbox_runtime& b) {
+  for (int i = 0; i < 1000 && !ns_box(b).warm_ready(); ++i) std::this_thread::sleep_for(10ms);
+  return ns_box(b).warm_ready();
+}
+
+// What a command entered into sandbox `id` sees: uid/gid 1000 with no groups, no capabilities in
+// any set, no_new_privs, the sandbox's cgroups and PID namespace, the asked cwd.
+std::string entry_probe(const std::string& id) {
+  return "id -u; id -g; id -G; grep -E '^(CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status | tr -s '\\t ' ' '; "
+         "grep -c '/kernel-host/" + id + "$' /proc/self/cgroup; echo $$; pwd";
+}
+
+void expect_entered(const std::string& out, const char* how) {
+  SCOPED_TRACE(how);
   const std::string want_prefix =
       "1000\n1000\n1000\nCapInh: 0000000000000000\nCapPrm: 0000000000000000\nCapEff: 0000000000000000\n"
       "CapBnd: 0000000000000000\nCapAmb: 0000000000000000\nNoNewPrivs: 1\n";
-  auto check = [&](const std::string& out, const char* how) {
-    SCOPED_TRACE(how);
-    ASSERT_TRUE(out.starts_with(want_prefix)) << out;
-    std::istringstream rest(out.substr(want_prefix.size()));
-    int cgroups = 0, pid = 0;
-    std::string cwd;
-    rest >> cgroups >> pid >> cwd;
-    EXPECT_GE(cgroups, 2) << out;  // memory and pids at least
-    EXPECT_LT(pid, 100) << out;    // a pid of the sandbox's own namespace
-    EXPECT_EQ(cwd, "/tmp");
-  };
+  ASSERT_TRUE(out.starts_with(want_prefix)) << out;
+  std::istringstream rest(out.substr(want_prefix.size()));
+  int cgroups = 0, pid = 0;
+  std::string cwd;
+  rest >> cgroups >> pid >> cwd;
+  EXPECT_GE(cgroups, 2) << out;  // memory and pids at least
+  EXPECT_LT(pid, 100) << out;    // a pid of the sandbox's own namespace
+  EXPECT_EQ(cwd, "/tmp");
+}
+
+// A sessionless command, then one in a cwd that does not exist (the command's error: exit 1 and
+// the same message whichever path entered it).
+void expect_sessionless_entry(sandbox_runtime& b, const std::function<void()>& before_each = {}) {
   exec_request req;
-  req.command = probe;
+  req.command = entry_probe(b.id());
   req.cwd = "/tmp";
   req.timeout = 30s;
-  auto sessionless = b->exec(std::string(kNoSession), req);
+  if (before_each) before_each();
+  auto sessionless = b.exec(std::string(kNoSession), req);
   ASSERT_TRUE(sessionless) << sessionless.error().to_string();
-  check(sessionless->stdout_data, "sessionless");
+  expect_entered(sessionless->stdout_data, "sessionless");
+  req.command = "echo never";
+  req.cwd = "/no/such/dir";
+  if (before_each) before_each();
+  auto bad_cwd = b.exec(std::string(kNoSession), req);
+  ASSERT_TRUE(bad_cwd) << bad_cwd.error().to_string();
+  EXPECT_EQ(bad_cwd->exit_code, 1);
+  EXPECT_EQ(bad_cwd->stdout_data, "");
+  EXPECT_EQ(bad_cwd->stderr_data, "kernel-host: cannot change directory to /no/such/dir: No such file or directory\n");
+}
+
+// Every way a command enters a sandbox (sessionless exec through the warm launcher, a session's
+// shell, a background process) lands unprivileged in the sandbox (expect_entered).
+TEST_F(sandbox_test, every_entered_process_is_unprivileged_and_in_the_sandbox_cgroup) {
+  auto b = box("entered");
+  ASSERT_EQ(b->box().limit_mechanism(), "cgroup");
+  auto& ns = ns_box(*b);
+  const auto warm_before = ns.warm_runs();
+  expect_sessionless_entry(*b, [&] { ASSERT_TRUE(warm_launcher_ready(*b)); });
+  EXPECT_EQ(ns.warm_runs(), warm_before + 2);  // both through the warm launcher
+  exec_request req;
+  req.command = entry_probe(b->id());
+  req.cwd = "/tmp";
+  req.timeout = 30s;
   auto session = b->exec("default", req);
   ASSERT_TRUE(session) << session.error().to_string();
-  check(session->stdout_data, "session");
+  expect_entered(session->stdout_data, "session");
   process_start p;
-  p.command = probe;
+  p.command = entry_probe(b->id());
   p.cwd = "/tmp";
   auto started = b->start_process(std::string(kNoSession), p);
   ASSERT_TRUE(started) << started.error().to_string();
@@ -209,15 +245,93 @@ TEST_F(sandbox_test, every_entered_process_is_unprivileged_and_in_the_sandbox_cg
   ASSERT_TRUE(done);
   auto logs = b->processes().get(started->id, true);
   ASSERT_TRUE(logs);
-  check(logs->stdout_log.data, "background process");
+  expect_entered(logs->stdout_log.data, "background process");
+}
 
-  req.command = "echo never";
-  req.cwd = "/no/such/dir";
-  auto bad_cwd = b->exec(std::string(kNoSession), req);
-  ASSERT_TRUE(bad_cwd) << bad_cwd.error().to_string();
-  EXPECT_EQ(bad_cwd->exit_code, 1);
-  EXPECT_EQ(bad_cwd->stdout_data, "");
-  EXPECT_NE(bad_cwd->stderr_data.find("cannot change directory to /no/such/dir"), std::string::npos) << bad_cwd->stderr_data;
+// The cold path (no warm launcher: a manager without one) enters the same way.
+TEST(sandbox_cold_entry, without_a_warm_launcher_commands_enter_the_same_way) {
+  auto o = test_manager_options(kh::test::temp_dir("sandbox-cold"));
+  o.warm_launcher = false;
+  auto m = sandbox_manager::create(o);
+  ASSERT_TRUE(m) << m.error().to_string();
+  sandbox_options so;
+  so.id = "entered-cold";
+  auto b = (*m)->create_sandbox(so);
+  ASSERT_TRUE(b) << b.error().to_string();
+  auto& ns = ns_box(**b);
+  expect_sessionless_entry(**b);
+  EXPECT_EQ(ns.cold_runs(), 2u);
+  EXPECT_EQ(ns.warm_runs(), 0u);
+  EXPECT_FALSE(ns.warm_ready());
+}
+
+// A warm launcher that died is not used: the command enters cold, and a new launcher follows.
+TEST_F(sandbox_test, a_dead_warm_launcher_is_replaced_and_the_command_still_runs) {
+  auto b = box("dead-launcher");
+  ASSERT_TRUE(warm_launcher_ready(*b));
+  auto& ns = ns_box(*b);
+  pid_t stub = -1;
+  for (pid_t p : ns.host_pids()) {
+    std::ifstream comm("/proc/" + std::to_string(p) + "/comm");
+    std::string name;
+    if (std::getline(comm, name) && name == "kh-exec-stub") stub = p;
+  }
+  ASSERT_GT(stub, 0) << "no kh-exec-stub among the sandbox's processes";
+  ASSERT_EQ(::kill(stub, SIGKILL), 0);
+  // Our child: it stays a zombie until the sandbox reaps it.
+  for (int i = 0; i < 1000; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(stub) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    if (line.find(") Z ") != std::string::npos) break;
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto cold_before = ns.cold_runs();
+  exec_request req;
+  req.command = "echo $GREETING; pwd; cat";
+  req.env = {{"GREETING", "still here"}};
+  req.stdin_data = "fed";
+  auto r = b->exec(std::string(kNoSession), req);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->stdout_data, "still here\n/workspace\nfed");
+  EXPECT_EQ(r->exit_code, 0);
+  EXPECT_EQ(ns.cold_runs(), cold_before + 1);
+  ASSERT_TRUE(warm_launcher_ready(*b));
+  const auto warm_before = ns.warm_runs();
+  r = b->exec(std::string(kNoSession), req);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(r->stdout_data, "still here\n/workspace\nfed");
+  EXPECT_EQ(ns.warm_runs(), warm_before + 1);
+}
+
+// Sessionless commands through the warm launcher: a timeout kills the whole tree; a large command
+// and environment arrive whole.
+TEST_F(sandbox_test, warm_sessionless_timeout_kills_the_tree_and_large_commands_arrive_whole) {
+  auto b = box("warm-timeout");
+  auto& ns = ns_box(*b);
+  ASSERT_TRUE(warm_launcher_ready(*b));
+  const auto warm_before = ns.warm_runs();
+  exec_request req;
+  req.command = "sleep 70 & sleep 71; echo never";
+  req.timeout = 300ms;
+  auto r = b->exec(std::string(kNoSession), req);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, errc::timeout);
+  EXPECT_EQ(ns.warm_runs(), warm_before + 1);
+  EXPECT_EQ(run(*b, "ps -eo args | grep -c '^sleep 7[01]' || true", std::string(kNoSession)).stdout_data, "0\n");
+
+  // Larger than a socket buffer (the launcher reads while the request is written), within
+  // execve's 128 KiB for one argument. Beyond kMaxLaunchRequest (never a command execve takes)
+  // the request would go cold.
+  ASSERT_TRUE(warm_launcher_ready(*b));
+  const auto warm_before_big = ns.warm_runs();
+  exec_request big;
+  big.command = "# " + std::string(120 * 1024, 'x') + "\necho big";
+  big.env = {{"LARGE", std::string(100 * 1024, 'y')}};
+  auto out = b->exec(std::string(kNoSession), big);
+  ASSERT_TRUE(out) << out.error().to_string();
+  EXPECT_EQ(out->stdout_data, "big\n");
+  EXPECT_EQ(ns.warm_runs(), warm_before_big + 1);
 }
 
 TEST_F(sandbox_test, sandboxes_cannot_see_each_others_files_or_processes) {
@@ -383,11 +497,10 @@ TEST_F(sandbox_test, destroy_kills_every_process_and_removes_the_workspace) {
   process_start p;
   p.command = "sleep 502";
   ASSERT_TRUE(b->start_process("default", p));
+  ASSERT_TRUE(warm_launcher_ready(*b));  // it goes too
   auto pids = b->box().host_pids();
-  EXPECT_GE(pids.size(), 5u);
-  auto* ns = dynamic_cast<namespace_sandbox*>(&b->box());
-  ASSERT_NE(ns, nullptr);
-  auto cgroups = ns->cgroup_dirs();
+  EXPECT_GE(pids.size(), 6u);
+  auto cgroups = ns_box(*b).cgroup_dirs();
   ASSERT_TRUE(manager_->destroy("doomed"));
   for (pid_t pid : pids) EXPECT_TRUE(kh::test::process_gone(pid)) << pid;
   for (auto& d : cgroups) EXPECT_FALSE(std::filesystem::exists(d)) << d;
