@@ -60,11 +60,12 @@ namespace {
 // Like posix_spawn, the entering child shares the daemon's memory (CLONE_VM) while the calling thread
 // is suspended (CLONE_VFORK), so nothing is copied for it: it joins the cgroups, enters the
 // namespaces and the root, then creates the command's process with CLONE_PARENT (a child of the
-// daemon, in the PID namespace it entered) and exits. Only that process copies the daemon's memory,
-// until its execve moments later: no process keeps a copy-on-write image of the daemon.
+// daemon, in the PID namespace it entered) and exits. That process shares the memory too, on a
+// stack of its own, while the entering child waits for its execve (CLONE_VFORK again): the daemon's
+// memory is never copied, nor write-protected for copy-on-write under its running threads.
 
-// The children run on memory they share with the daemon (the entering one on a borrowed stack):
-// no sanitizer bookkeeping there, as for posix_spawn's child.
+// The children run on memory they share with the daemon (on borrowed stacks): no sanitizer
+// bookkeeping there, as for posix_spawn's child.
 #define KH_SPAWN_CHILD __attribute__((no_sanitize("address", "undefined")))
 
 struct entry_job {
@@ -74,6 +75,7 @@ struct entry_job {
   char* const* envp;
   pid_t inner = -1;                    // written by the entering child
   int exec_fd = -1;                    // the entering child's copy of sandbox_entry::exec_fd
+  void* inner_stack = nullptr;         // the top of the command's process's stack until its execve
   const char* failed_step = nullptr;   // or what failed, with errno
   int failed_errno = 0;
 };
@@ -97,8 +99,8 @@ KH_SPAWN_CHILD void say(const char* text) noexcept {
   ::_exit(code);
 }
 
-// The command's process (its own memory): cwd as root (as nsenter -W), privileges dropped as
-// setpriv does, then exec.
+// The command's process (the daemon's memory until its execve, its own files, fs and credentials):
+// cwd as root (as nsenter -W), privileges dropped as setpriv does, then exec.
 [[noreturn]] KH_SPAWN_CHILD void become_command(const entry_job& job) noexcept {
   const sandbox_entry& e = *job.spec->enter;
   if (job.spec->new_session) ::setsid();
@@ -123,6 +125,8 @@ KH_SPAWN_CHILD void say(const char* text) noexcept {
   else ::execve(job.argv[0], job.argv, job.envp);
   give_up(127, "cannot execute ", job.argv[0], errno);
 }
+
+[[noreturn]] KH_SPAWN_CHILD int run_command(void* arg) noexcept { become_command(*static_cast<const entry_job*>(arg)); }
 
 // The entering child (the daemon's memory, its own files, fs and signal handlers).
 KH_SPAWN_CHILD int enter_sandbox(void* arg) noexcept {
@@ -158,10 +162,9 @@ KH_SPAWN_CHILD int enter_sandbox(void* arg) noexcept {
   } else {
     ::syscall(SYS_close_range, first_closed, ~0u, 0);
   }
-  const long inner = ::syscall(SYS_clone, CLONE_PARENT | SIGCHLD, nullptr, nullptr, nullptr, 0);
-  if (inner == 0) become_command(job);
+  const pid_t inner = ::clone(run_command, job.inner_stack, CLONE_VM | CLONE_VFORK | CLONE_PARENT | SIGCHLD, &job);
   if (inner < 0) return failed("clone");
-  job.inner = static_cast<pid_t>(inner);
+  job.inner = inner;
   return 0;
 }
 
@@ -169,9 +172,11 @@ result<pid_t> spawn_into_sandbox(const spawn_spec& spec, int in, int out, int er
   unique_fd null_fd(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!null_fd) return fail_errno("open /dev/null", errno);
   entry_job job{&spec, {in >= 0 ? in : null_fd.get(), out >= 0 ? out : null_fd.get(), err >= 0 ? err : null_fd.get()}, argv, envp};
-  constexpr std::size_t kStack = 64 * 1024;
-  auto stack = std::make_unique<char[]>(kStack);
-  void* top = reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(stack.get() + kStack) & ~std::uintptr_t{15});
+  constexpr std::size_t kStack = 64 * 1024;  // each child's
+  auto stack = std::make_unique<char[]>(2 * kStack);
+  auto top_of = [](char* end) { return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(end) & ~std::uintptr_t{15}); };
+  void* top = top_of(stack.get() + 2 * kStack);
+  job.inner_stack = top_of(stack.get() + kStack);
   sigset_t all, old;
   sigfillset(&all);
   ::pthread_sigmask(SIG_SETMASK, &all, &old);  // no signal handler may run in the children

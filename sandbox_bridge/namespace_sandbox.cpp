@@ -328,7 +328,10 @@ result<std::unique_ptr<namespace_sandbox>> namespace_sandbox::start(const sandbo
     else log->warn("sandbox {}: no warm launcher: open {}: {}", options.id, paths.exec_stub.string(), std::strerror(errno));
   }
   log->info("sandbox {} started: init pid {}, limits by {}", options.id, s->init_pid_, s->limit_mechanism());
-  s->start_refill();
+  if (s->exec_stub_) {
+    s->refill_wanted_ = true;  // the first one at once
+    s->refill_ = std::thread([p = s.get()] { p->refill_loop(); });
+  }
   return s;
 }
 
@@ -373,27 +376,50 @@ std::optional<child_process> namespace_sandbox::run_warm(const run_spec& spec) {
 }
 
 void namespace_sandbox::start_refill() {
-  std::lock_guard lock(mutex_);
-  if (stopped_ || !exec_stub_ || warm_ || refilling_) return;
-  refilling_ = true;
-  if (refill_.joinable()) refill_.join();  // the previous one is done: it cleared refilling_ last
-  refill_ = std::thread([this] {
-    std::optional<warm_launcher> made;
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
-      unique_fd ours(sv[0]), theirs(sv[1]);
-      run_spec spec;
-      spec.argv = {"kh-exec-stub"};
-      spec.cwd = "/";
-      spec.pipe_stdin = true;
-      if (auto child = enter(spec, exec_stub_.get(), theirs.get())) made = warm_launcher{std::move(*child), std::move(ours)};
-      else kh::log::get("sandbox")->warn("sandbox {}: no warm launcher: {}", options_.id, child.error().to_string());
-    }
-    std::lock_guard done(mutex_);
-    refilling_ = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (stopped_ || warm_ || !exec_stub_) return;
+    refill_wanted_ = true;
+  }
+  refill_cv_.notify_one();
+}
+
+void namespace_sandbox::refill_loop() {
+  std::unique_lock lock(mutex_);
+  while (true) {
+    refill_cv_.wait(lock, [&] { return stopped_ || refill_wanted_; });
+    if (stopped_) return;
+    refill_wanted_ = false;
+    if (warm_) continue;
+    lock.unlock();
+    auto made = make_warm_launcher();
+    lock.lock();
     if (!stopped_) warm_.swap(made);
-    // A launcher made after stop() dies here (its destructor kills and reaps it).
-  });
+    if (made) {  // made after stop(): killed and reaped outside the lock
+      lock.unlock();
+      made.reset();
+      lock.lock();
+    }
+  }
+}
+
+std::optional<namespace_sandbox::warm_launcher> namespace_sandbox::make_warm_launcher() {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    kh::log::get("sandbox")->warn("sandbox {}: no warm launcher: socketpair: {}", options_.id, std::strerror(errno));
+    return std::nullopt;
+  }
+  unique_fd ours(sv[0]), theirs(sv[1]);
+  run_spec spec;
+  spec.argv = {"kh-exec-stub"};
+  spec.cwd = "/";
+  spec.pipe_stdin = true;
+  auto child = enter(spec, exec_stub_.get(), theirs.get());
+  if (!child) {
+    kh::log::get("sandbox")->warn("sandbox {}: no warm launcher: {}", options_.id, child.error().to_string());
+    return std::nullopt;
+  }
+  return warm_launcher{std::move(*child), std::move(ours)};
 }
 
 bool namespace_sandbox::warm_ready() const {
@@ -482,7 +508,8 @@ void namespace_sandbox::stop() {
     stopped_ = true;
     warm.swap(warm_);
   }
-  // No refill starts once stopped_ is set; one under way ends without keeping its launcher.
+  // refill_ ends once stopped_ is set; a launcher it is making is not kept.
+  refill_cv_.notify_all();
   if (refill_.joinable()) refill_.join();
   warm.reset();  // killed and reaped (it would die with the namespace, but it is our child to reap)
   if (init_pid_ > 0) ::kill(init_pid_, SIGKILL);  // the PID namespace goes with its pid 1

@@ -34,6 +34,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <mutex>
@@ -93,6 +94,11 @@ class namespace_sandbox final : public sandbox {
 
  private:
   namespace_sandbox() = default;
+  struct warm_launcher {
+    child_process child;  // kh-exec-stub, waiting
+    unique_fd request;    // its fd 3 (a socket: no SIGPIPE if it died)
+  };
+
   result<void> make_cgroups();
   std::vector<std::string> prefix_argv(const std::string& cwd) const;
   // Enters a process as run() describes; with exec_fd (the warm launcher), that program is exec'd
@@ -100,13 +106,11 @@ class namespace_sandbox final : public sandbox {
   result<child_process> enter(const run_spec& spec, int exec_fd = -1, int extra_fd = -1);
   // The command through the warm launcher, or nullopt: take the cold path.
   std::optional<child_process> run_warm(const run_spec& spec);
-  // Starts entering a new warm launcher on refill_ unless one is ready, one is being entered, or stopped.
+  // Asks refill_ for a new warm launcher (it makes one unless one is ready or it is stopped).
   void start_refill();
-
-  struct warm_launcher {
-    child_process child;  // kh-exec-stub, waiting
-    unique_fd request;    // its fd 3 (a socket: no SIGPIPE if it died)
-  };
+  // refill_'s loop: one launcher at a time, when asked, until stop().
+  void refill_loop();
+  std::optional<warm_launcher> make_warm_launcher();
 
   sandbox_options options_;
   namespace_sandbox_paths paths_;
@@ -119,8 +123,9 @@ class namespace_sandbox final : public sandbox {
   bool stopped_ = false;
   unique_fd exec_stub_;                  // O_PATH, or none: no warm launcher
   std::optional<warm_launcher> warm_;    // under mutex_
-  bool refilling_ = false;               // under mutex_
-  std::thread refill_;                   // assigned under mutex_ while !stopped_
+  bool refill_wanted_ = false;           // under mutex_
+  std::condition_variable refill_cv_;    // refill_wanted_ or stopped_ set
+  std::thread refill_;                   // started by start() when there is a stub; joined by stop()
   std::atomic<std::uint64_t> warm_runs_{0}, cold_runs_{0};
 };
 
