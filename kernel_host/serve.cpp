@@ -177,6 +177,13 @@ int run_serve(const serve_options& o) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A write to a pipe whose reader is gone (a command's stdin, a kernel's) must fail with EPIPE,
+  // not kill the daemon. Blocked rather than ignored: children start with an empty mask and
+  // default dispositions (an ignored SIGPIPE would be inherited through exec).
+  sigset_t pipe_signal;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
 
   host_app app(config);
   if (auto started = app.start(); !started) {

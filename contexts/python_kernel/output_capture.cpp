@@ -22,11 +22,6 @@ constexpr auto coalesce_interval = std::chrono::milliseconds(2);
 // After a wake-up, the reader waits this long before reading, so the writes of one print()
 // (text, then "\n") usually arrive as one message.
 constexpr auto burst_delay = std::chrono::microseconds(200);
-// Text that does not end a line yet is held this long for the rest of it: print() writes its text
-// and its "\n" separately, and a busy machine can put more than the burst delay between them.
-// Output that stays partial (a progress bar) goes out after this wait; the end of a cell
-// (flush()) sends it at once.
-constexpr auto line_wait = std::chrono::milliseconds(5);
 constexpr std::size_t max_chunk = 1 << 20;
 constexpr int pipe_capacity = 1 << 20;
 
@@ -143,7 +138,7 @@ void output_capture::flush() {
     }
 }
 
-bool output_capture::drain(channel& ch, bool final_chunk, bool hold_partial_line) {
+bool output_capture::drain(channel& ch, bool final_chunk) {
     std::string text = std::move(ch.pending);
     ch.pending.clear();
     bool open = true;
@@ -160,10 +155,6 @@ bool output_capture::drain(channel& ch, bool final_chunk, bool hold_partial_line
         open = n < 0;  // EAGAIN: nothing more for now; 0: every writer closed the pipe
         break;
     }
-    if (hold_partial_line && open && !text.empty() && text.back() != '\n' && text.size() < max_chunk) {
-        ch.pending = std::move(text);  // sent with what follows, or by the next drain without holding
-        return false;
-    }
     if (!final_chunk) {
         const std::size_t tail = incomplete_utf8_tail(text);
         if (tail > 0) {
@@ -175,7 +166,7 @@ bool output_capture::drain(channel& ch, bool final_chunk, bool hold_partial_line
         sink_(ch.name, std::move(text));
         ch.last_sent = std::chrono::steady_clock::now();
     }
-    return true;
+    return open;
 }
 
 void output_capture::run() {
@@ -201,23 +192,8 @@ void output_capture::run() {
             std::chrono::steady_clock::duration wait =
                 ch.last_sent + coalesce_interval - std::chrono::steady_clock::now();
             std::this_thread::sleep_for(std::max<std::chrono::steady_clock::duration>(wait, burst_delay));
-            const auto give_up = std::chrono::steady_clock::now() + line_wait;
-            for (;;) {
-                const auto left = give_up - std::chrono::steady_clock::now();
-                {
-                    std::lock_guard lock(mutex_);
-                    if (drain(ch, false, left > std::chrono::steady_clock::duration::zero())) {
-                        break;
-                    }
-                }
-                // The line is not complete: wait for more of it (outside the lock: flush() may run).
-                const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-                const timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-                pollfd more[2] = {{ch.read_fd, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
-                if (::ppoll(more, 2, &ts, nullptr) > 0 && more[1].revents) {
-                    return;
-                }
-            }
+            std::lock_guard lock(mutex_);
+            drain(ch, false);
         }
     }
 }

@@ -50,9 +50,8 @@ private:
     };
 
     void run();
-    // Reads what is available on `ch` and forwards it. With hold_partial_line, text that does not
-    // end a line is kept in ch.pending instead and false is returned. Caller holds mutex_.
-    bool drain(channel& ch, bool final_chunk, bool hold_partial_line = false);
+    // Reads what is available on `ch` and forwards it; returns false on EOF. Caller holds mutex_.
+    bool drain(channel& ch, bool final_chunk);
 
     std::array<channel, 2> channels_{{{"stdout"}, {"stderr"}}};
     int log_fd_ = -1;
