@@ -16,13 +16,11 @@ cmake --build "$fuzz_dir" --target fuzz_all -j"$(nproc)"
 # output of any failing test.
 (cd "${KH_BUILD_DIR:-build}" && ctest --output-on-failure --timeout 600 -j2)
 # The suite again under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/; about 13 min
-# to build and 5 min to run on 2 cores), all but node.sandbox_contract: its process assertions
-# (status and pgrep counts right after a kill) failed under ASan on a loaded machine in 2 of 5
-# runs (one cause fixed in process_table, one, a pgrep count of 0, not yet understood), and it
-# runs above uninstrumented. Also left out: http_write_timeout (under ASan its stalled client was
-# not cut by the write timeout once /api/execute/code started dropping output beyond 16 MiB for
-# a client that does not read; not yet understood; it runs above). KH_SANITIZERS=0 skips this; the ThreadSanitizer subset is
+# to build and 5 min to run on 2 cores), all but http_write_timeout: under ASan on a loaded machine
+# its stalled client was once not cut by the write timeout (after /api/execute/code began dropping
+# output beyond 16 MiB for a client that does not read); not understood, passed 4 of 4 ASan runs
+# since; it runs above uninstrumented. KH_SANITIZERS=0 skips this; the ThreadSanitizer subset is
 # `scripts/test-sanitizers.sh tsan`.
 if [ "${KH_SANITIZERS:-1}" != 0 ]; then
-  bash scripts/test-sanitizers.sh asan -E '^(node\.sandbox_contract|http_write_timeout\..*)$'
+  bash scripts/test-sanitizers.sh asan -E '^http_write_timeout\..*$'
 fi
