@@ -55,9 +55,17 @@ result<std::unique_ptr<sandbox_manager>> sandbox_manager::create(manager_options
   fs::create_directories(m->options_.data_dir / "sandboxes", ec);
   if (ec) return fail(errc::io_error, "create " + (m->options_.data_dir / "sandboxes").string() + ": " + ec.message());
   ::chmod((m->options_.data_dir / "sandboxes").c_str(), 0711);
-  if (auto r = namespace_sandbox::write_etc(m->options_.data_dir / "system" / "etc", m->options_.uid, m->options_.gid); !r)
-    return std::unexpected(r.error());
+  const fs::path etc = m->options_.data_dir / "system" / "etc";
+  fs::create_directories(etc, ec);
+  if (ec) return fail(errc::io_error, "create " + etc.string() + ": " + ec.message());
   m->spawner_ = std::make_unique<serial_worker>();
+  // The sandboxes' /etc (over a thousand links and files copied from the host: 100-300 ms on ext4)
+  // is written on the spawner thread, before any sandbox starts there, not before the daemon
+  // listens.
+  m->spawner_->post([etc, uid = m->options_.uid, gid = m->options_.gid] {
+    if (auto r = namespace_sandbox::write_etc(etc, uid, gid); !r)
+      kh::log::get("sandbox")->warn("the sandboxes' /etc: {}", r.error().to_string());
+  });
   return m;
 }
 
