@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "common/atomic_file.hpp"
 #include "common/log.hpp"
 #include "contexts/kernelspec.hpp"
 #include "kernel_host/api/error_mapping.hpp"
@@ -132,15 +133,7 @@ void context_manager::write_journal(const std::string& stopped_at) const {
     all.push_back({{"id", id}, {"language", c->language()}, {"sandboxId", c->sandbox_id()}});
     if (!stopped_at.empty()) all.back()["stoppedAt"] = stopped_at;
   }
-  std::error_code ec;
-  fs::create_directories(config_.journal.parent_path(), ec);
-  const auto tmp = config_.journal.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << all.dump();
-    if (!out) return;
-  }
-  fs::rename(tmp, config_.journal, ec);
+  (void)write_file_atomically(config_.journal, all.dump());
 }
 
 void context_manager::remember_ended(const std::string& id, const std::string& language, end_reason why, std::string at) {

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "common/atomic_file.hpp"
 #include "common/log.hpp"
 
 namespace kh::sandbox_bridge {
@@ -48,19 +49,7 @@ result<void> exposed_ports::save_locked(const std::string& sandbox_id) const {
   if (auto it = ports_.find(sandbox_id); it != ports_.end())
     for (const auto& [port, p] : it->second)
       j.push_back({{"port", port}, {"name", p.name}, {"token", p.token}, {"exposedAtMs", to_ms(p.exposed_at)}});
-  const fs::path folder = dir_ / sandbox_id;
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  // Temp file + rename: a crash leaves the old list or the new one, never half of one.
-  const fs::path tmp = folder / (std::string(kFile) + ".tmp");
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(1) << '\n';
-    if (!out) return fail(errc::io_error, fmt::format("cannot write {}", tmp.string()));
-  }
-  fs::rename(tmp, folder / kFile, ec);
-  if (ec) return fail(errc::io_error, fmt::format("rename {}: {}", tmp.string(), ec.message()));
-  return {};
+  return write_file_atomically(dir_ / sandbox_id / kFile, j.dump(1) + '\n');
 }
 
 result<exposed_port> exposed_ports::expose(const std::string& sandbox_id, exposed_port p) {

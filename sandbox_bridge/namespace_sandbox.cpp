@@ -392,7 +392,14 @@ void namespace_sandbox::refill_loop() {
     refill_wanted_ = false;
     if (warm_) continue;
     lock.unlock();
+    // Entering now and then fails (setns EINVAL, not understood yet): a few tries before the
+    // sandbox goes without a launcher until its next command.
     auto made = make_warm_launcher();
+    for (int attempt = 1; !made && attempt < 4; ++attempt) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20 * attempt));
+      if (std::lock_guard stop_check(mutex_); stopped_) break;
+      made = make_warm_launcher();
+    }
     lock.lock();
     if (!stopped_) warm_.swap(made);
     if (made) {  // made after stop(): killed and reaped outside the lock

@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.hpp"
 #include "sandbox_bridge/sandbox.hpp"
 #include "sandbox_bridge/types.hpp"
 
@@ -232,14 +233,7 @@ void process_table::write_journal() {
     for (auto& [id, e] : entries_) all.push_back(snapshot_json(e->snap));
   }
   std::lock_guard lock(journal_mutex_);  // one writer at a time; the newest state wins the rename
-  const auto tmp = journal_.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    if (!out) return;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, journal_, ec);
+  (void)write_file_atomically(journal_, all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 void process_table::mark_running(const std::string& end_reason) {

@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.hpp"
+
 namespace kh::sandbox_bridge {
 
 sandbox_runtime::sandbox_runtime(std::unique_ptr<sandbox> box, std::filesystem::path run_dir, runtime_options options)
@@ -45,14 +47,7 @@ void sandbox_runtime::save_sessions() {
       all.push_back(std::move(j));
     }
   }
-  const auto file = state_dir() / "sessions.json";
-  const auto tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, file, ec);
+  (void)write_file_atomically(state_dir() / "sessions.json", all.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 
 void sandbox_runtime::restore(const std::string& reason) {

@@ -21,6 +21,17 @@
 
 namespace kh::server {
 
+namespace {
+
+// No EOF or error waiting on an idle connection: the upstream has not closed it.
+bool still_open(int fd) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
 // ---- upstream_pool ------------------------------------------------------------------------------
 
 upstream_pool::~upstream_pool() {
@@ -37,9 +48,7 @@ int upstream_pool::take(const std::string& key) {
     const auto c = it->second.back();
     it->second.pop_back();
     // Closed by the upstream while idle (EOF or an error pending), or about to be? Then it is of no use.
-    char byte;
-    const ssize_t n = ::recv(c.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (c.since >= oldest && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return c.fd;
+    if (c.since >= oldest && still_open(c.fd)) return c.fd;
     ::close(c.fd);
   }
   return -1;
@@ -167,7 +176,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
     reused_ = false;
     if (auto kept = std::exchange(affinity_, nullptr); kept && pooled) {
       if (kept->pool_key == route_.pool_key && kept->socket.is_open() &&
-          std::chrono::steady_clock::now() - kept->since < pool_->max_idle() && (bodyless_ || still_open(kept->socket))) {
+          std::chrono::steady_clock::now() - kept->since < pool_->max_idle() && (bodyless_ || still_open(kept->socket.native_handle()))) {
         upstream_ = std::move(kept->socket);
         reused_ = true;
         co_return result<void>{};
@@ -425,13 +434,6 @@ class exchange : public std::enable_shared_from_this<exchange> {
     const int fd = socket.release(ec);
     if (ec) socket.close(ec);
     else pool_->give(key, fd);
-  }
-
-  // No EOF or error waiting on an idle connection: the upstream has not closed it.
-  static bool still_open(tcp::socket& socket) {
-    char byte;
-    const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
   }
 
   void close_all() {

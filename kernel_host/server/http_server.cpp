@@ -36,7 +36,6 @@ using clock = std::chrono::steady_clock;
 
 // Bodies at least this large with a Content-Length are read in big pieces (read_sized_body).
 constexpr std::size_t kSizedBodyRead = 64 * 1024;
-constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 const char* const cors_headers[][2] = {
     {"Access-Control-Allow-Origin", "*"},
@@ -458,7 +457,7 @@ void http_connection::do_read_request() {
                             // A client that waits for a go-ahead before the body (curl does above 1 MiB) gets it now,
                             // not after its own wait of a second.
                             if (beast::iequals(self->parser_->get()[http::field::expect], "100-continue"))
-                              return net::async_write(self->stream_, net::buffer(kContinue), [self](beast::error_code ec, std::size_t) {
+                              return net::async_write(self->stream_, net::buffer(kContinueResponse), [self](beast::error_code ec, std::size_t) {
                                 if (ec) return self->on_read(ec, 0);
                                 self->read_body();
                               });

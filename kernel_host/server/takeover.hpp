@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -35,6 +36,9 @@ struct taken_connection {
 };
 
 using takeover_handler = std::function<void(taken_connection)>;
+
+// The go-ahead for a client that sent `Expect: 100-continue` and waits before its body.
+inline constexpr std::string_view kContinueResponse = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // A response as the server writes its own (CORS headers, Server, Content-Length), for a handler
 // that answers on a taken connection.

@@ -96,7 +96,7 @@ upload_body::upload_body(taken_connection conn, std::chrono::milliseconds idle)
   // A client that waits for a go-ahead before the body (curl does above 1 MiB) gets it at once.
   if (!ec && !i.parser.is_done() && beast::iequals(i.parser.get()[http::field::expect], "100-continue")) {
     i.conn.socket.non_blocking(false, ec);
-    if (!ec) net::write(i.conn.socket, net::buffer(std::string_view("HTTP/1.1 100 Continue\r\n\r\n")), ec);
+    if (!ec) net::write(i.conn.socket, net::buffer(kContinueResponse), ec);
     if (!ec) i.conn.socket.non_blocking(true, ec);
   }
   i.failed = static_cast<bool>(ec);

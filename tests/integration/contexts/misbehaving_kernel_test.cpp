@@ -100,6 +100,18 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
+// After a crash: a restart gives a new process that runs a cell, and a shutdown reaps it.
+void expect_restart_serves(kernel_manager& kernel, int crashed_pid) {
+  ASSERT_TRUE(kernel.restart());
+  EXPECT_NE(kernel.pid(), crashed_pid);
+  auto again = kernel.execute_blocking({.code = "print(6 * 7)"}, 30s);
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(test::stream_text(*again), "42\n");
+  const int new_pid = kernel.pid();
+  ASSERT_TRUE(kernel.shutdown());
+  EXPECT_TRUE(test::process_reaped(new_pid));
+}
+
 // Crashes (a real SIGSEGV, or SIGKILL) mid-cell: the cell fails with KERNEL_DIED naming the
 // signal, the process is reaped (no zombie), and a restart gives a working kernel.
 void expect_crash_mid_cell(const std::string& kernel_name, int signal) {
@@ -118,14 +130,7 @@ void expect_crash_mid_cell(const std::string& kernel_name, int signal) {
   ASSERT_FALSE(refused);
   EXPECT_EQ(refused.error().code, errc::kernel_not_running);
 
-  ASSERT_TRUE(kernel->restart());
-  EXPECT_NE(kernel->pid(), pid);
-  auto again = kernel->execute_blocking({.code = "print('back')"}, 30s);
-  ASSERT_TRUE(again) << again.error().to_string();
-  EXPECT_EQ(test::stream_text(*again), "back\n");
-  const int new_pid = kernel->pid();
-  ASSERT_TRUE(kernel->shutdown());
-  EXPECT_TRUE(test::process_reaped(new_pid));
+  expect_restart_serves(*kernel, pid);
 }
 
 TEST(kernel_crashes, segfault_mid_cell_is_kernel_died_and_restart_works) {
@@ -195,13 +200,7 @@ void expect_outside_kill_mid_cell(int signal) {
   EXPECT_EQ(r.error().code, errc::kernel_died) << r.error().to_string();
   EXPECT_EQ(r.error().details.value("signal", 0), signal);
   EXPECT_TRUE(test::process_reaped(pid));
-  ASSERT_TRUE(kernel->restart());
-  auto again = kernel->execute_blocking({.code = "print(6 * 7)"}, 30s);
-  ASSERT_TRUE(again) << again.error().to_string();
-  EXPECT_EQ(test::stream_text(*again), "42\n");
-  const int new_pid = kernel->pid();
-  ASSERT_TRUE(kernel->shutdown());
-  EXPECT_TRUE(test::process_reaped(new_pid));
+  expect_restart_serves(*kernel, pid);
 }
 
 TEST(kernel_crashes, real_kernel_sigkilled_from_outside_mid_cell) { expect_outside_kill_mid_cell(SIGKILL); }

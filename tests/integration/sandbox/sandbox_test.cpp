@@ -502,7 +502,11 @@ TEST_F(sandbox_test, destroy_kills_every_process_and_removes_the_workspace) {
   EXPECT_GE(pids.size(), 6u);
   auto cgroups = ns_box(*b).cgroup_dirs();
   ASSERT_TRUE(manager_->destroy("doomed"));
-  for (pid_t pid : pids) EXPECT_TRUE(kh::test::process_gone(pid)) << pid;
+  for (pid_t pid : pids) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string what((std::istreambuf_iterator<char>(status)), std::istreambuf_iterator<char>());
+    EXPECT_TRUE(kh::test::process_gone(pid)) << pid << "\n" << what.substr(0, 400);
+  }
   for (auto& d : cgroups) EXPECT_FALSE(std::filesystem::exists(d)) << d;
   EXPECT_FALSE(std::filesystem::exists(manager_->sandbox_dir("doomed")));
   EXPECT_EQ(manager_->describe("doomed").error().code, errc::sandbox_not_found);
